@@ -1,0 +1,98 @@
+"""`avalanche-hsf run SCENARIO ...` and `avalanche-hsf list`."""
+
+import argparse
+import os
+import sys
+import warnings
+
+from .errors import UserError
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected non-negative integers, got {text!r}")
+    return values
+
+
+def _name_list(text: str) -> list[str]:
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected comma-separated strategy names")
+    return names
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line and exit 2, as for every other bad input
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="avalanche-hsf", description="Run continual-learning scenarios with Avalanche.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = sub.add_parser("run", help="run a scenario across strategies")
+    run.add_argument("scenario", help="a scenario name (see `list`) or a path to a TOML file")
+    run.add_argument("--strategies", type=_name_list, help="comma-separated subset, e.g. naive,ewc")
+    run.add_argument("--epochs", type=int, help="override the scenario's epochs per experience")
+    run.add_argument("--seeds", type=_int_list, help="comma-separated seeds, e.g. 0,1,2")
+    run.add_argument("--out", default="runs", help="output folder (default: runs)")
+    run.add_argument("--dataset-root", help="where full benchmarks' data lives")
+    run.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--verbose", action="store_true", help="also print Avalanche's per-metric log")
+    sub.add_parser("list", help="list scenarios and strategies")
+    return parser
+
+
+def _list() -> None:
+    from .benchmarks import BENCHMARKS
+    from .scenario import load_scenario, shipped_scenarios
+    from .strategies import STRATEGIES
+
+    print("Scenarios:")
+    for path in shipped_scenarios():
+        try:
+            scenario = load_scenario(str(path))
+            print(f"  {path.stem:<24}{scenario.description or scenario.benchmark}")
+        except UserError as err:
+            print(f"  {path.stem:<24}(invalid: {err})")
+    print("Benchmarks:")
+    for name, entry in BENCHMARKS.items():
+        print(f"  {name:<24}{entry.description} [{', '.join(entry.settings)}]")
+    print("Strategies:")
+    for name, entry in STRATEGIES.items():
+        print(f"  {name:<24}{entry.description} [{', '.join(entry.settings)}]")
+
+
+def _run(args) -> None:
+    from .results import format_table
+    from .runner import run_scenario
+    from .scenario import load_scenario
+
+    scenario = load_scenario(args.scenario)
+    results = run_scenario(scenario, args.out, strategies=args.strategies, seeds=args.seeds, epochs=args.epochs,
+                           dataset_root=args.dataset_root, device=args.device, verbose=args.verbose,
+                           progress=not args.quiet)
+    print(format_table(results))
+    print(f"results, plots and TensorBoard logs: {os.path.join(args.out, scenario.name)}")
+
+
+def main(argv=None) -> int:
+    args = make_parser().parse_args(argv)
+    warnings.filterwarnings("ignore")  # Avalanche's deprecation chatter drowns the table
+    try:
+        _run(args) if args.command == "run" else _list()
+    except UserError as err:
+        print(f"avalanche-hsf: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("avalanche-hsf: interrupted; results.json holds the strategies that finished", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,8 @@
+"""The one exception type that the CLI turns into a clean one-line error."""
+
+
+class UserError(Exception):
+    """Bad input from the user: a scenario file, a CLI argument or missing data.
+
+    The CLI prints its message on one line and exits non-zero, without a traceback.
+    """

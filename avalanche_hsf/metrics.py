@@ -1,0 +1,39 @@
+"""Continual-learning summary metrics from an accuracy matrix (REFERENCE §5).
+
+`R[i][j]` is the accuracy on experience j after training experience i; `initial[j]` is the
+accuracy of the untrained model on experience j.
+"""
+
+import numpy as np
+
+
+def acc(R) -> float:
+    R = np.asarray(R, dtype=float)
+    return float(R[-1].mean())
+
+
+def bwt(R) -> float:
+    R = np.asarray(R, dtype=float)
+    T = len(R)
+    if T < 2:
+        return 0.0
+    return float(np.mean([R[-1, j] - R[j, j] for j in range(T - 1)]))
+
+
+def fwt(R, initial) -> float:
+    R, initial = np.asarray(R, dtype=float), np.asarray(initial, dtype=float)
+    T = len(R)
+    if T < 2:
+        return 0.0
+    return float(np.mean([R[j - 1, j] - initial[j] for j in range(1, T)]))
+
+
+def forgetting(R) -> list[float]:
+    """Forgetting of each experience but the last: max_{i<T-1} R[i][j] - R[T-1][j]."""
+    R = np.asarray(R, dtype=float)
+    T = len(R)
+    return [float(R[: T - 1, j].max() - R[-1, j]) for j in range(T - 1)]
+
+
+def summarize(R, initial) -> dict:
+    return {"acc": acc(R), "bwt": bwt(R), "fwt": fwt(R, initial), "forgetting": forgetting(R)}

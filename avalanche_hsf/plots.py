@@ -1,0 +1,54 @@
+"""Matplotlib figures for results: accuracy-matrix heatmaps and an ACC/BWT comparison."""
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never open a window
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .files import atomic_write_bytes  # noqa: E402
+
+
+def matrix_figure(R, title: str):
+    R = np.asarray(R, dtype=float)
+    T = len(R)
+    fig, ax = plt.subplots(figsize=(1.1 * T + 2.2, 0.9 * T + 1.6))
+    image = ax.imshow(R, vmin=0.0, vmax=1.0, cmap="viridis")
+    for i in range(T):
+        for j in range(T):
+            ax.text(j, i, f"{R[i, j]:.2f}", ha="center", va="center", fontsize=9,
+                    color="black" if R[i, j] > 0.55 else "white")
+    ax.set_xticks(range(T), [f"exp {j}" for j in range(T)])
+    ax.set_yticks(range(T), [f"after {i}" for i in range(T)])
+    ax.set_xlabel("evaluated on")
+    ax.set_ylabel("trained up to")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, label="accuracy")
+    fig.tight_layout()
+    return fig
+
+
+def comparison_figure(strategies: dict, title: str):
+    names = list(strategies)
+    x = np.arange(len(names))
+    fig, axes = plt.subplots(1, 2, figsize=(max(6.0, 1.1 * len(names) + 3), 3.8))
+    for ax, key, label in ((axes[0], "acc", "ACC (higher is better)"), (axes[1], "bwt", "BWT (closer to 0 is better)")):
+        values = [strategies[n][key] for n in names]
+        errors = [strategies[n].get(f"{key}_std", 0.0) for n in names]
+        ax.bar(x, values, yerr=errors, capsize=3, color="tab:blue" if key == "acc" else "tab:red")
+        ax.set_xticks(x, names, rotation=35, ha="right")
+        ax.set_title(label)
+        ax.axhline(0.0, color="black", linewidth=0.6)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig, path) -> None:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())

@@ -1,0 +1,139 @@
+"""Runs a scenario: every strategy on every seed, with the same evaluation protocol.
+
+The test stream is evaluated once before training and after every training experience,
+which gives the accuracy matrix R and the untrained accuracies that FWT needs.
+"""
+
+import re
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from avalanche.evaluation.metrics import accuracy_metrics, loss_metrics
+from avalanche.logging import InteractiveLogger, TensorboardLogger
+from avalanche.training.determinism.rng_manager import RNGManager
+from avalanche.training.plugins import EvaluationPlugin
+from tqdm.auto import tqdm
+
+from . import metrics
+from .benchmarks import build_benchmark
+from .errors import UserError
+from .files import atomic_write_json
+from .models import build_model
+from .plots import comparison_figure, matrix_figure, save_figure
+from .resources import peak_rss_mb, reset_peak_rss
+from .results import aggregate_seeds
+from .scenario import Scenario
+from .state_size import state_bytes
+from .strategies import STRATEGIES, build_strategy, validate_strategy
+
+_EXP_ACC = re.compile(r"^Top1_Acc_Exp/eval_phase/test_stream/Task\d+/Exp(\d+)$")
+
+
+def make_optimizer_factory(training):
+    def make(model):
+        if training.optimizer == "adam":
+            return torch.optim.Adam(model.parameters(), lr=training.lr)
+        return torch.optim.SGD(model.parameters(), lr=training.lr, momentum=training.momentum)
+    return make
+
+
+def stream_accuracies(strategy, stream) -> list[float]:
+    """Accuracy on each experience of `stream`, read from Avalanche's own metrics."""
+    found = {}
+    for key, value in strategy.eval(stream).items():
+        match = _EXP_ACC.match(key)
+        if match:
+            found[int(match.group(1))] = float(value)
+    return [found[i] for i in range(len(stream))]
+
+
+def head_size(benchmark) -> int:
+    return 1 + max(max(exp.classes_in_this_experience) for exp in benchmark.train_stream)
+
+
+def run_strategy_seed(scenario: Scenario, benchmark, strategy_name: str, seed: int, log_dir: Path,
+                      device: str = "cpu", verbose: bool = False, progress: bool = True) -> dict:
+    """Train one strategy on one seed; returns its accuracy matrix and measurements."""
+    RNGManager.set_random_seeds(seed)
+    entry = STRATEGIES[strategy_name]
+    input_shape = tuple(benchmark.train_stream[0].dataset[0][0].shape)
+    model = build_model(scenario.model, input_shape, head_size(benchmark),
+                        multi_head=scenario.setting == "task-il" and entry.multi_head)
+    tb_logger = TensorboardLogger(tb_log_dir=str(log_dir))
+    loggers = [tb_logger] + ([InteractiveLogger()] if verbose else [])
+    evaluator = EvaluationPlugin(accuracy_metrics(epoch=True, experience=True, stream=True),
+                                 loss_metrics(epoch=True, experience=True, stream=True),
+                                 loggers=loggers)
+    strategy, hparams = build_strategy(
+        strategy_name, scenario.strategies.get(strategy_name, {}), model=model,
+        make_optimizer=make_optimizer_factory(scenario.training),
+        criterion=torch.nn.CrossEntropyLoss(), train_mb_size=scenario.training.batch_size,
+        train_epochs=scenario.training.epochs, eval_mb_size=scenario.training.eval_batch_size,
+        device=device, evaluator=evaluator,
+    )
+
+    reset_peak_rss()
+    initial = stream_accuracies(strategy, benchmark.test_stream)
+    matrix, train_seconds = [], 0.0
+    experiences = tqdm(benchmark.train_stream, desc=f"{strategy_name} seed {seed}", unit="exp",
+                       leave=False, disable=not progress)
+    for experience in experiences:
+        start = time.perf_counter()
+        strategy.train(experience)
+        train_seconds += time.perf_counter() - start
+        matrix.append(stream_accuracies(strategy, benchmark.test_stream))
+    peak = peak_rss_mb()
+
+    extra = state_bytes(entry.state(strategy), exclude=(strategy.model, strategy.optimizer, strategy))
+    result = {
+        "seed": seed, "acc_matrix": matrix, "initial_acc": initial,
+        **metrics.summarize(matrix, initial),
+        "train_seconds": train_seconds, "peak_rss_mb": peak,
+        "extra_state_bytes_per_task": extra // len(matrix),
+        "hparams": hparams,
+    }
+    _log_summary(tb_logger, result, strategy_name, scenario)
+    return result
+
+
+def _log_summary(tb_logger, result, strategy_name, scenario):
+    writer = tb_logger.writer
+    writer.add_figure("accuracy_matrix", matrix_figure(result["acc_matrix"], f"{strategy_name}, seed {result['seed']}"))
+    hparams = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in result["hparams"].items()}
+    hparams.update(strategy=strategy_name, seed=result["seed"], epochs=scenario.training.epochs,
+                   lr=scenario.training.lr, batch_size=scenario.training.batch_size)
+    writer.add_hparams(hparams, {"hparam/acc": result["acc"], "hparam/bwt": result["bwt"],
+                                 "hparam/fwt": result["fwt"]}, run_name=".")
+    writer.close()
+
+
+def run_scenario(scenario: Scenario, out_dir, strategies=None, seeds=None, epochs=None, dataset_root=None,
+                 device: str = "cpu", verbose: bool = False, progress: bool = True) -> dict:
+    """Run `strategies` (default: all in the file) over `seeds`; write results.json and plots."""
+    if epochs is not None:
+        if epochs < 1:
+            raise UserError(f"--epochs must be >= 1, got {epochs}")
+        scenario = replace(scenario, training=replace(scenario.training, epochs=epochs))
+    strategies = list(strategies or scenario.strategies)
+    seeds = list(seeds if seeds is not None else scenario.seeds)
+    for name in strategies:
+        validate_strategy(name, scenario.setting, scenario.strategies.get(name, {}), f"--strategies {name}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available on this machine")
+
+    out_dir = Path(out_dir) / scenario.name
+    benchmark = build_benchmark(scenario.benchmark, scenario.setting, scenario.benchmark_params, dataset_root)
+    results = {"scenario": scenario.name, "setting": scenario.setting, "seeds": seeds, "strategies": {}}
+    for name in strategies:
+        runs = [run_strategy_seed(scenario, benchmark, name, seed, out_dir / name / f"seed{seed}",
+                                  device=device, verbose=verbose, progress=progress)
+                for seed in seeds]
+        results["strategies"][name] = aggregate_seeds(runs)
+        save_figure(matrix_figure(results["strategies"][name]["acc_matrix"], f"{scenario.name}: {name}"),
+                    out_dir / f"acc_matrix_{name}.png")
+        # Rewritten atomically after every strategy, so an interruption keeps what was finished.
+        atomic_write_json(out_dir / "results.json", results)
+    save_figure(comparison_figure(results["strategies"], scenario.name), out_dir / "comparison.png")
+    return results

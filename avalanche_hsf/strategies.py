@@ -1,0 +1,105 @@
+"""The registry of strategies the CLI runs by name.
+
+Adding a strategy is one entry: an Avalanche template (used as it is), or a plugin dropped
+into `Naive`, with its default hyperparameters and the settings it fits.
+"""
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from avalanche.models.packnet import PackNetModel, PackNetModule, PackNetPlugin
+from avalanche.training import AGEM, EWC, GEM, ICaRL, LwF, Cumulative, Naive, SynapticIntelligence
+from avalanche.training.plugins import EvaluationPlugin
+from avalanche.training.plugins.clock import Clock
+from avalanche.training.templates.base_sgd import PeriodicEval
+from torch import nn
+
+from .errors import UserError
+from .scenario import SETTINGS, check_keys, check_value
+
+
+def plugin_state(strategy):
+    """By default a strategy keeps its state in its plugins (Avalanche's EWC, SI, LwF, GEM...)."""
+    return [p for p in strategy.plugins if not isinstance(p, (EvaluationPlugin, Clock, PeriodicEval))]
+
+
+def _packnet_state(strategy):
+    # PackNet's only persistent state is the per-weight task index (1 byte per weight);
+    # its visible/unfrozen masks are derived from it.
+    return [m.task_index for m in strategy.model.modules() if isinstance(m, PackNetModule)
+            and hasattr(m, "task_index")]
+
+
+def _icarl(*, model, optimizer, criterion, **kwargs):
+    # iCaRL brings its own loss (binary cross-entropy with distillation), so `criterion` is unused.
+    features = nn.Sequential(nn.Flatten(), model.features)
+    return ICaRL(feature_extractor=features, classifier=model.classifier, optimizer=optimizer,
+                 buffer_transform=None, **kwargs)
+
+
+@dataclass(frozen=True)
+class StrategyEntry:
+    description: str
+    template: Callable = Naive  # an Avalanche strategy class, or a function with its signature
+    plugin: Callable | None = None  # a plugin class built from the hyperparameters, added to `template`
+    defaults: dict = field(default_factory=dict)
+    settings: tuple = SETTINGS
+    wrap_model: Callable | None = None
+    multi_head: bool = True  # one head per task in task-IL; False keeps a single shared head
+    state: Callable = plugin_state  # the objects that hold the strategy's per-task state
+
+
+STRATEGIES = {
+    "naive": StrategyEntry("fine-tuning on each experience in turn: the lower bound"),
+    "cumulative": StrategyEntry("retrains on all data seen so far (joint training): the upper bound",
+                                template=Cumulative, state=lambda s: [s.dataset]),
+    "ewc": StrategyEntry("Elastic Weight Consolidation (Kirkpatrick et al. 2017)", template=EWC,
+                         defaults={"ewc_lambda": 100.0, "mode": "separate"}),
+    "si": StrategyEntry("Synaptic Intelligence (Zenke et al. 2017)", template=SynapticIntelligence,
+                        defaults={"si_lambda": 1.0}),
+    "lwf": StrategyEntry("Learning without Forgetting (Li & Hoiem 2017)", template=LwF,
+                         defaults={"alpha": 1.0, "temperature": 2.0}),
+    "gem": StrategyEntry("Gradient Episodic Memory (Lopez-Paz & Ranzato 2017)", template=GEM,
+                         defaults={"patterns_per_exp": 50, "memory_strength": 0.5}),
+    "agem": StrategyEntry("Averaged GEM (Chaudhry et al. 2019)", template=AGEM,
+                          defaults={"patterns_per_exp": 50, "sample_size": 64}),
+    "icarl": StrategyEntry("iCaRL: exemplars + nearest-mean classifier (Rebuffi et al. 2017)",
+                           template=_icarl, defaults={"memory_size": 200, "fixed_memory": True},
+                           settings=("class-il",)),
+    "packnet": StrategyEntry("PackNet: iterative magnitude pruning per task (Mallya & Lazebnik 2018)",
+                             plugin=PackNetPlugin, defaults={"post_prune_epochs": 1, "prune_proportion": 0.5},
+                             settings=("task-il",), wrap_model=PackNetModel, multi_head=False,
+                             state=_packnet_state),
+}
+
+
+def validate_strategy(name: str, setting: str, hparams, where: str) -> dict:
+    if name not in STRATEGIES:
+        raise UserError(f"{where}: unknown strategy '{name}' (known: {', '.join(STRATEGIES)})")
+    entry = STRATEGIES[name]
+    if setting not in entry.settings:
+        raise UserError(f"{where}: strategy '{name}' does not fit setting '{setting}' "
+                        f"(it needs: {', '.join(entry.settings)})")
+    if not isinstance(hparams, dict):
+        raise UserError(f"{where}: expected a table of hyperparameters")
+    check_keys(hparams, entry.defaults, where)
+    return {k: check_value(v, entry.defaults[k], f"{where}.{k}") for k, v in hparams.items()}
+
+
+def build_strategy(name: str, hparams: dict, *, model, make_optimizer, criterion, plugins=(), **template_kwargs):
+    """Build the named strategy around `model`; returns (strategy, full hyperparameters)."""
+    entry = STRATEGIES[name]
+    hparams = {**entry.defaults, **hparams}
+    if entry.wrap_model is not None:
+        model = entry.wrap_model(model)
+    plugins = list(plugins)
+    template_hparams = hparams
+    if entry.plugin is not None:
+        try:
+            plugins.insert(0, entry.plugin(**hparams))
+        except (AssertionError, ValueError) as err:
+            raise UserError(f"strategy '{name}': {err}") from err
+        template_hparams = {}
+    strategy = entry.template(model=model, optimizer=make_optimizer(model), criterion=criterion,
+                              plugins=plugins, **template_hparams, **template_kwargs)
+    return strategy, hparams
