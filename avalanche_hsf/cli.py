@@ -88,6 +88,12 @@ def main(argv=None) -> int:
     except UserError as err:
         print(f"avalanche-hsf: error: {err}", file=sys.stderr)
         return 2
+    except Exception as err:  # a bug, not bad input: still one line, with the way to see more
+        if os.environ.get("AVALANCHE_HSF_DEBUG"):
+            raise
+        print(f"avalanche-hsf: internal error: {type(err).__name__}: {err} "
+              "(set AVALANCHE_HSF_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("avalanche-hsf: interrupted; results.json holds the strategies that finished", file=sys.stderr)
         return 130

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from . import metrics
 from .benchmarks import build_benchmark
 from .errors import UserError
-from .files import atomic_write_json
+from .files import atomic_write_json, ensure_writable_dir
 from .models import build_model
 from .plots import comparison_figure, matrix_figure, save_figure
 from .resources import peak_rss_mb, reset_peak_rss
@@ -119,11 +119,13 @@ def run_scenario(scenario: Scenario, out_dir, strategies=None, seeds=None, epoch
     strategies = list(strategies or scenario.strategies)
     seeds = list(seeds if seeds is not None else scenario.seeds)
     for name in strategies:
-        validate_strategy(name, scenario.setting, scenario.strategies.get(name, {}), f"--strategies {name}")
+        validate_strategy(name, scenario.setting, scenario.strategies.get(name, {}), f"strategy {name}",
+                          scenario.training)
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA device is available on this machine")
 
     out_dir = Path(out_dir) / scenario.name
+    ensure_writable_dir(out_dir)
     benchmark = build_benchmark(scenario.benchmark, scenario.setting, scenario.benchmark_params, dataset_root)
     results = {"scenario": scenario.name, "setting": scenario.setting, "seeds": seeds, "strategies": {}}
     for name in strategies:

@@ -142,7 +142,8 @@ def load_scenario(name_or_path: str) -> Scenario:
     strategies = raw.get("strategies", {})
     if not isinstance(strategies, dict) or not strategies:
         raise UserError(f"{path}: strategies: expected at least one [strategies.NAME] table")
-    strategies = {name: validate_strategy(name, setting, hparams, f"{path}: strategies.{name}")
+    training = _fill(TrainingSpec, raw.get("training", {}), f"{path}: training")
+    strategies = {name: validate_strategy(name, setting, hparams, f"{path}: strategies.{name}", training)
                   for name, hparams in strategies.items()}
 
     seeds = raw.get("seeds", [0])
@@ -158,7 +159,7 @@ def load_scenario(name_or_path: str) -> Scenario:
         benchmark=bench_name,
         benchmark_params=bench_params,
         model=_fill(ModelSpec, raw.get("model", {}), f"{path}: model"),
-        training=_fill(TrainingSpec, raw.get("training", {}), f"{path}: training"),
+        training=training,
         strategies=strategies,
         seeds=tuple(seeds),
         path=path,

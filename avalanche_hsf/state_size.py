@@ -6,12 +6,15 @@ from types import FunctionType, MethodType, ModuleType
 
 import torch
 from torch import nn
+from avalanche.benchmarks.utils import AvalancheDataset
 from torch.utils.data import Dataset
 
 
 def _sample_bytes(sample) -> int:
     if isinstance(sample, torch.Tensor):
         return sample.nelement() * sample.element_size()
+    if isinstance(sample, (int, float)):  # a stored label or task id: one int64/float64
+        return 8
     if isinstance(sample, (list, tuple)):
         return sum(_sample_bytes(s) for s in sample)
     return 0
@@ -45,7 +48,7 @@ def state_bytes(holders, exclude=()) -> int:
             return storage.nbytes()
         if isinstance(obj, nn.Module):
             return sum(visit(t, depth + 1) for t in obj.state_dict(keep_vars=True).values())
-        if isinstance(obj, Dataset):
+        if isinstance(obj, (Dataset, AvalancheDataset)):  # AvalancheDataset is not a torch Dataset
             return len(obj) * _sample_bytes(obj[0]) if len(obj) else 0
         if isinstance(obj, Mapping):
             return sum(visit(v, depth + 1) for v in obj.values())

@@ -30,6 +30,13 @@ def _packnet_state(strategy):
             and hasattr(m, "task_index")]
 
 
+def _packnet_check(hparams, training):
+    if hparams["post_prune_epochs"] >= training.epochs:
+        return (f"post_prune_epochs ({hparams['post_prune_epochs']}) must be smaller than the "
+                f"epochs per experience ({training.epochs})")
+    return None
+
+
 def _icarl(*, model, optimizer, criterion, **kwargs):
     # iCaRL brings its own loss (binary cross-entropy with distillation), so `criterion` is unused.
     features = nn.Sequential(nn.Flatten(), model.features)
@@ -47,6 +54,7 @@ class StrategyEntry:
     wrap_model: Callable | None = None
     multi_head: bool = True  # one head per task in task-IL; False keeps a single shared head
     state: Callable = plugin_state  # the objects that hold the strategy's per-task state
+    check: Callable | None = None  # (hparams, training spec) -> an error message, or None
 
 
 STRATEGIES = {
@@ -69,11 +77,11 @@ STRATEGIES = {
     "packnet": StrategyEntry("PackNet: iterative magnitude pruning per task (Mallya & Lazebnik 2018)",
                              plugin=PackNetPlugin, defaults={"post_prune_epochs": 1, "prune_proportion": 0.5},
                              settings=("task-il",), wrap_model=PackNetModel, multi_head=False,
-                             state=_packnet_state),
+                             state=_packnet_state, check=_packnet_check),
 }
 
 
-def validate_strategy(name: str, setting: str, hparams, where: str) -> dict:
+def validate_strategy(name: str, setting: str, hparams, where: str, training=None) -> dict:
     if name not in STRATEGIES:
         raise UserError(f"{where}: unknown strategy '{name}' (known: {', '.join(STRATEGIES)})")
     entry = STRATEGIES[name]
@@ -83,7 +91,11 @@ def validate_strategy(name: str, setting: str, hparams, where: str) -> dict:
     if not isinstance(hparams, dict):
         raise UserError(f"{where}: expected a table of hyperparameters")
     check_keys(hparams, entry.defaults, where)
-    return {k: check_value(v, entry.defaults[k], f"{where}.{k}") for k, v in hparams.items()}
+    hparams = {k: check_value(v, entry.defaults[k], f"{where}.{k}") for k, v in hparams.items()}
+    problem = entry.check and training and entry.check({**entry.defaults, **hparams}, training)
+    if problem:
+        raise UserError(f"{where}: {problem}")
+    return hparams
 
 
 def build_strategy(name: str, hparams: dict, *, model, make_optimizer, criterion, plugins=(), **template_kwargs):

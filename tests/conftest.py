@@ -1,0 +1,38 @@
+import textwrap
+import warnings
+
+import pytest
+
+warnings.filterwarnings("ignore")
+
+
+def scenario_text(setting="task-il", benchmark="split_digits", strategies=("naive",), epochs=1, seeds="[0]",
+                  extra_benchmark="", strategy_tables=""):
+    tables = "\n".join(f"[strategies.{name}]" for name in strategies)
+    return textwrap.dedent(f"""\
+        name = "tiny"
+        setting = "{setting}"
+        seeds = {seeds}
+
+        [benchmark]
+        name = "{benchmark}"
+        {extra_benchmark}
+
+        [model]
+        hidden_size = 32
+
+        [training]
+        epochs = {epochs}
+        batch_size = 32
+        lr = 0.05
+        momentum = 0.9
+        """) + "\n" + tables + "\n" + strategy_tables
+
+
+@pytest.fixture
+def write_scenario(tmp_path):
+    def write(text=None, name="tiny.toml", **kwargs):
+        path = tmp_path / name
+        path.write_text(text if text is not None else scenario_text(**kwargs))
+        return path
+    return write
