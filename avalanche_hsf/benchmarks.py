@@ -24,7 +24,7 @@ from torchvision import datasets as tv_datasets
 from torchvision.transforms.functional import rotate
 
 from .errors import UserError
-from .scenario import check_keys, check_value
+from .scenario import check_params, registry_entry
 
 SPLIT_SEED = 0  # the train/test split of embedded data is fixed, whatever the run's seed
 
@@ -206,15 +206,8 @@ def _parameters(entry: BenchmarkEntry) -> dict:
 
 
 def validate_benchmark(name: str, setting: str, params: dict, where: str) -> dict:
-    if name not in BENCHMARKS:
-        raise UserError(f"{where}.name: unknown benchmark '{name}' (known: {', '.join(BENCHMARKS)})")
-    entry = BENCHMARKS[name]
-    if setting not in entry.settings:
-        raise UserError(f"{where}: benchmark '{name}' does not support setting '{setting}' "
-                        f"(supported: {', '.join(entry.settings)})")
-    defaults = _parameters(entry)
-    check_keys(params, defaults, where)
-    return {k: check_value(v, defaults[k], f"{where}.{k}") for k, v in params.items()}
+    entry = registry_entry(BENCHMARKS, "benchmark", name, setting, where)
+    return check_params(params, _parameters(entry), where)
 
 
 def build_benchmark(name: str, setting: str, params: dict, dataset_root=None):

@@ -74,6 +74,25 @@ def check_keys(table: dict, allowed, where: str) -> None:
         raise UserError(f"{where}: unknown key '{unknown[0]}' (expected one of: {', '.join(sorted(allowed))})")
 
 
+def registry_entry(registry: dict, kind: str, name: str, setting: str, where: str):
+    """The entry for `name`, after checking that it exists and fits the setting."""
+    if name not in registry:
+        raise UserError(f"{where}: unknown {kind} '{name}' (known: {', '.join(registry)})")
+    entry = registry[name]
+    if setting not in entry.settings:
+        raise UserError(f"{where}: {kind} '{name}' does not fit setting '{setting}' "
+                        f"(it needs: {', '.join(entry.settings)})")
+    return entry
+
+
+def check_params(params: Any, defaults: dict, where: str) -> dict:
+    """Known keys only, each of its default's type."""
+    if not isinstance(params, dict):
+        raise UserError(f"{where}: expected a table of parameters")
+    check_keys(params, defaults, where)
+    return {k: check_value(v, defaults[k], f"{where}.{k}") for k, v in params.items()}
+
+
 def _fill(spec_type, table: Any, where: str):
     if not isinstance(table, dict):
         raise UserError(f"{where}: expected a table")
