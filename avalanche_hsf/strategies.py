@@ -8,14 +8,17 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from avalanche.models.packnet import PackNetModel, PackNetModule, PackNetPlugin
-from avalanche.training import AGEM, EWC, GEM, ICaRL, LwF, Cumulative, Naive, SynapticIntelligence
+from avalanche.training import AGEM, EWC, GEM, MAS, ICaRL, LwF, Cumulative, Naive, SynapticIntelligence
 from avalanche.training.plugins import EvaluationPlugin
 from avalanche.training.plugins.clock import Clock
 from avalanche.training.templates.base_sgd import PeriodicEval
 from torch import nn
 
 from .errors import UserError
-from .scenario import SETTINGS, check_keys, check_value
+from .models.piggyback import MASK_INIT, THRESHOLD, piggyback
+from .plugins import MASPlugin
+from .plugins.piggyback import PiggybackPlugin, options_problem
+from .scenario import SETTINGS, check_params, registry_entry
 
 
 def plugin_state(strategy):
@@ -35,6 +38,10 @@ def _packnet_check(hparams, training):
         return (f"post_prune_epochs ({hparams['post_prune_epochs']}) must be smaller than the "
                 f"epochs per experience ({training.epochs})")
     return None
+
+
+def _piggyback_check(hparams, training):
+    return options_problem(hparams["mask_init"], hparams["threshold"])
 
 
 def _icarl(*, model, optimizer, criterion, **kwargs):
@@ -78,20 +85,22 @@ STRATEGIES = {
                              plugin=PackNetPlugin, defaults={"post_prune_epochs": 1, "prune_proportion": 0.5},
                              settings=("task-il",), wrap_model=PackNetModel, multi_head=False,
                              state=_packnet_state, check=_packnet_check),
+    "mas": StrategyEntry("Memory Aware Synapses, per-sample importance as in the paper (Aljundi et al. 2018)",
+                         plugin=MASPlugin, defaults={"lambda_reg": 1.0, "per_sample": True, "accumulate": "sum"}),
+    "mas_avalanche": StrategyEntry("Avalanche's built-in MAS (batch-mean norm in train mode, EMA across tasks)",
+                                   template=MAS, defaults={"lambda_reg": 1.0, "alpha": 0.5}),
+    "piggyback": StrategyEntry("Piggyback: a learned binary mask per task over a frozen backbone (Mallya et al. 2018)",
+                               plugin=PiggybackPlugin, defaults={"mask_init": MASK_INIT, "threshold": THRESHOLD,
+                                                                 "per_task_bn": False, "pretrained": False},
+                               settings=("task-il",), wrap_model=piggyback, multi_head=False,
+                               # packed masks and heads of the finished tasks, as buffers
+                               state=lambda s: s.model.task_state(), check=_piggyback_check),
 }
 
 
 def validate_strategy(name: str, setting: str, hparams, where: str, training=None) -> dict:
-    if name not in STRATEGIES:
-        raise UserError(f"{where}: unknown strategy '{name}' (known: {', '.join(STRATEGIES)})")
-    entry = STRATEGIES[name]
-    if setting not in entry.settings:
-        raise UserError(f"{where}: strategy '{name}' does not fit setting '{setting}' "
-                        f"(it needs: {', '.join(entry.settings)})")
-    if not isinstance(hparams, dict):
-        raise UserError(f"{where}: expected a table of hyperparameters")
-    check_keys(hparams, entry.defaults, where)
-    hparams = {k: check_value(v, entry.defaults[k], f"{where}.{k}") for k, v in hparams.items()}
+    entry = registry_entry(STRATEGIES, "strategy", name, setting, where)
+    hparams = check_params(hparams, entry.defaults, where)
     problem = entry.check and training and entry.check({**entry.defaults, **hparams}, training)
     if problem:
         raise UserError(f"{where}: {problem}")

@@ -40,7 +40,8 @@ def test_results_json_follows_the_contract(tiny_run):
     # EWC keeps importances and parameter copies; naive keeps nothing.
     assert results["strategies"]["naive"]["extra_state_bytes_per_task"] == 0
     assert results["strategies"]["ewc"]["extra_state_bytes_per_task"] > 0
-    assert results["strategies"]["ewc"]["hparams"]["ewc_lambda"] == 100.0
+    expected_lambda = load_scenario("split_digits_til").strategies["ewc"]["ewc_lambda"]
+    assert results["strategies"]["ewc"]["hparams"]["ewc_lambda"] == expected_lambda
 
 
 def test_tensorboard_logs_have_the_expected_scalars(tiny_run):

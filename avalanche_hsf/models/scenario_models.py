@@ -6,7 +6,7 @@ import math
 from avalanche.models import SimpleMLP, as_multitask
 from torch import nn
 
-from .scenario import ModelSpec
+from ..scenario import ModelSpec
 
 
 class SmallCNN(nn.Module):

@@ -1,0 +1,289 @@
+"""Piggyback (Mallya et al., ECCV 2018): one learned binary mask per task over a frozen backbone.
+
+`piggyback(model)` converts an ordinary model in place: its Linear and Conv2d layers become masked
+layers that share the original weights, its BatchNorm layers can be frozen (or copied per task), and
+its classifier becomes one head per task. The result is a `MultiTaskModule`, so Avalanche passes the
+task labels to it.
+
+Every per-task layer follows the same life cycle, driven by `PiggybackNet.begin_task` / `end_task`:
+while a task trains its state is parameters (real-valued mask scores, a head, optionally a BatchNorm
+copy); when it ends that state is frozen into buffers (masks packed to 1 bit per weight) under
+`finished[<task>]`, so it is saved in the state_dict but can no longer be optimised. A task with no
+state of its own (the one that trained the backbone, or one never seen) uses the plain backbone and
+the classifier the model came with.
+"""
+
+import copy
+
+import torch
+from avalanche.models import MultiTaskModule
+from torch import nn
+from torch.nn import functional as F
+
+from .bitpack import pack_bits, unpack_bits
+
+MASK_INIT = 1e-2  # the paper's initial real-valued mask score...
+THRESHOLD = 5e-3  # ...and the threshold that binarises it, so training starts from the full backbone
+
+
+class BinarizeSTE(torch.autograd.Function):
+    """`scores > threshold` as 0/1 in the forward pass; the gradient passes straight through."""
+
+    @staticmethod
+    def forward(ctx, scores, threshold):
+        return (scores > threshold).to(scores.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return grad_output, None
+
+
+class TaskTensors(nn.Module):
+    """The frozen state of one finished task, held as buffers: saved, moved with the model, never trained."""
+
+    def __init__(self, **tensors):
+        super().__init__()
+        for name, tensor in tensors.items():
+            self.register_buffer(name, tensor)
+
+
+def _frozen_copy(tensor):
+    return None if tensor is None else tensor.detach().clone()
+
+
+class TaskLayer:
+    """Mixin for the layers that keep per-task state; `active_task` is set before every forward."""
+
+    active_task = None
+
+    def _init_tasks(self):
+        self.finished = nn.ModuleDict()  # str(task) -> TaskTensors
+
+    def end_task(self, task: int) -> None:
+        raise NotImplementedError
+
+
+class MaskedWeight(TaskLayer):
+    """Mixin for a layer whose `weight` is multiplied by the active task's binary mask."""
+
+    def _init_tasks(self):
+        super()._init_tasks()
+        self.scores = nn.ParameterDict()  # str(task) -> real-valued scores, only while the task trains
+        self.threshold = THRESHOLD
+
+    def begin_task(self, task: int, mask_init: float, threshold: float) -> None:
+        self.threshold = threshold
+        self.scores[str(task)] = nn.Parameter(torch.full_like(self.weight, mask_init))
+
+    def end_task(self, task: int) -> None:
+        if str(task) not in self.scores:  # a task trained without a mask uses the plain backbone
+            return
+        scores = self.scores.pop(str(task))
+        if not torch.isfinite(scores).all():
+            raise FloatingPointError(f"Piggyback: the mask scores of task {task} are not finite (NaN or inf); "
+                                     "the masks were not stored. Lower the learning rate.")
+        self.finished[str(task)] = TaskTensors(mask=pack_bits(scores > self.threshold))
+
+    def mask(self, task: int):
+        """Task `task`'s binary mask as a bool tensor, or None if the task uses the plain weight."""
+        key = str(task)
+        if key in self.scores:
+            return self.scores[key].detach() > self.threshold
+        if key in self.finished:
+            return unpack_bits(self.finished[key].mask, self.weight.shape)
+        return None
+
+    def task_weight(self) -> torch.Tensor:
+        key = str(self.active_task)
+        if key in self.scores:
+            return self.weight * BinarizeSTE.apply(self.scores[key], self.threshold)
+        if key in self.finished:
+            return self.weight * unpack_bits(self.finished[key].mask, self.weight.shape).to(self.weight.dtype)
+        return self.weight
+
+
+class MaskedLinear(MaskedWeight, nn.Linear):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._init_tasks()
+
+    @classmethod
+    def from_dense(cls, layer: nn.Linear):
+        # Built on the meta device, then given the original parameters: the weights are shared, not copied.
+        masked = cls(layer.in_features, layer.out_features, bias=layer.bias is not None, device="meta")
+        masked.weight, masked.bias = layer.weight, layer.bias
+        return masked
+
+    def forward(self, x):
+        return F.linear(x, self.task_weight(), self.bias)
+
+
+class MaskedConv2d(MaskedWeight, nn.Conv2d):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._init_tasks()
+
+    @classmethod
+    def from_dense(cls, layer: nn.Conv2d):
+        masked = cls(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding,
+                     layer.dilation, layer.groups, layer.bias is not None, layer.padding_mode, device="meta")
+        masked.weight, masked.bias = layer.weight, layer.bias
+        return masked
+
+    def forward(self, x):
+        return self._conv_forward(x, self.task_weight(), self.bias)
+
+
+class PerTaskCopy(TaskLayer, nn.Module):
+    """A module that each task trains as its own copy of `source`, then freezes into buffers."""
+
+    frozen_names = ("weight", "bias")
+
+    def __init__(self, source: nn.Module):
+        super().__init__()
+        self.source = source
+        self.trainable = nn.ModuleDict()  # str(task) -> the copy being trained
+        self._init_tasks()
+
+    def begin_task(self, task: int) -> None:
+        self.trainable[str(task)] = copy.deepcopy(self.source).requires_grad_(True)
+
+    def end_task(self, task: int) -> None:
+        if str(task) in self.trainable:
+            module = self.trainable.pop(str(task))
+            self.finished[str(task)] = TaskTensors(**{n: _frozen_copy(getattr(module, n)) for n in self.frozen_names})
+
+    def forward(self, x):
+        key = str(self.active_task)
+        if key in self.trainable:
+            return self.trainable[key](x)
+        return self.frozen_forward(x, self.finished[key] if key in self.finished else self.source)
+
+    def frozen_forward(self, x, tensors):
+        raise NotImplementedError
+
+
+class TaskHeads(PerTaskCopy):
+    """One linear head per task, each started from the model's original classifier (the template)."""
+
+    def __init__(self, template: nn.Linear):
+        super().__init__(template.requires_grad_(False))
+
+    def frozen_forward(self, x, tensors):
+        return F.linear(x, tensors.weight, tensors.bias)
+
+
+class TaskBatchNorm(PerTaskCopy):
+    """BatchNorm that behaves as the original until the backbone is frozen; then it always uses the
+    running statistics (no updates, no gradients), or, if a task asked for it, that task's own copy."""
+
+    frozen_names = ("weight", "bias", "running_mean", "running_var")
+
+    def __init__(self, bn: nn.modules.batchnorm._BatchNorm):
+        if not bn.track_running_stats:
+            raise ValueError("piggyback: BatchNorm without running statistics cannot be frozen")
+        super().__init__(bn)
+        self.backbone_frozen = False
+
+    def forward(self, x):
+        return super().forward(x) if self.backbone_frozen else self.source(x)
+
+    def frozen_forward(self, x, tensors):
+        return F.batch_norm(x, tensors.running_mean, tensors.running_var, tensors.weight, tensors.bias,
+                            training=False, eps=self.source.eps)
+
+
+_MASKED = {nn.Linear: MaskedLinear, nn.Conv2d: MaskedConv2d}
+
+
+def _convert(module: nn.Module, skip: nn.Module) -> None:
+    for name, child in module.named_children():
+        if child is skip:
+            continue
+        # Exact types only: subclasses (e.g. attention's out_proj) may read `.weight` directly.
+        if type(child) in _MASKED:
+            setattr(module, name, _MASKED[type(child)].from_dense(child))
+        elif isinstance(child, nn.modules.batchnorm._BatchNorm):
+            setattr(module, name, TaskBatchNorm(child))
+        else:
+            _convert(child, skip)
+
+
+class PiggybackNet(MultiTaskModule):
+    """The converted model; see `piggyback`. Drive it with `begin_task` / `end_task` (or `PiggybackPlugin`)."""
+
+    def __init__(self, model: nn.Module, classifier_name: str = "classifier", head_size: int | None = None):
+        super().__init__()
+        classifier = model.get_submodule(classifier_name)
+        if isinstance(classifier, nn.Sequential):  # a Sequential classifier: its last layer is the head
+            classifier_name = f"{classifier_name}.{len(classifier) - 1}"
+            classifier = classifier[-1]
+        if not isinstance(classifier, nn.Linear):
+            raise ValueError(f"piggyback: '{classifier_name}' must be an nn.Linear (or a Sequential ending "
+                             f"with one), got {type(classifier).__name__}")
+        template = classifier if head_size is None else nn.Linear(
+            classifier.in_features, head_size, device=classifier.weight.device)
+        _convert(model, skip=classifier)
+        parent, _, attr = classifier_name.rpartition(".")
+        setattr(model.get_submodule(parent), attr, TaskHeads(template))
+        self.model = model
+        self.heads_name = classifier_name
+        self.max_class_label = template.out_features
+        self.backbone_frozen = False
+
+    @property
+    def heads(self) -> TaskHeads:
+        # Looked up rather than stored, so the heads appear once in the state_dict, under the model.
+        return self.model.get_submodule(self.heads_name)
+
+    def task_layers(self, kind=TaskLayer):
+        return [m for m in self.modules() if isinstance(m, kind)]
+
+    @property
+    def finished_tasks(self) -> set[int]:
+        return {int(task) for task in self.heads.finished}
+
+    def task_state(self) -> list[nn.Module]:
+        """The containers of every finished task's tensors: packed masks, heads, per-task BatchNorm."""
+        return [layer.finished for layer in self.task_layers()]
+
+    def begin_task(self, task: int, *, dense: bool = False, mask_init: float = MASK_INIT,
+                   threshold: float = THRESHOLD, per_task_bn: bool = False) -> None:
+        """Create task `task`'s trainable state. `dense` trains the backbone itself (the first task,
+        unless the backbone is pretrained); otherwise the backbone is frozen and the task learns masks."""
+        if task in self.finished_tasks:
+            raise ValueError(f"piggyback: task {task} has already been trained; its masks are packed")
+        if dense and self.backbone_frozen:
+            raise ValueError("piggyback: the backbone is frozen; only the first task can train it")
+        if not dense:
+            # Everything that exists now (backbone, template, finished tasks) stays as it is.
+            self.requires_grad_(False)
+            self.backbone_frozen = True
+            for bn in self.task_layers(TaskBatchNorm):
+                bn.backbone_frozen = True
+                if per_task_bn:
+                    bn.begin_task(task)
+            for layer in self.task_layers(MaskedWeight):
+                layer.begin_task(task, mask_init, threshold)
+        self.heads.begin_task(task)
+
+    def end_task(self, task: int) -> None:
+        """Freeze task `task`: pack its masks to bits, keep its head (and BatchNorm) as buffers."""
+        for layer in self.task_layers():
+            layer.end_task(task)
+
+    def forward_single_task(self, x, task_label):
+        for layer in self.task_layers():
+            layer.active_task = int(task_label)
+        return self.model(x)
+
+
+def piggyback(model: nn.Module, classifier_name: str = "classifier", head_size: int | None = None) -> PiggybackNet:
+    """Convert `model` in place for Piggyback and return it wrapped as a `PiggybackNet`.
+
+    `classifier_name` is the attribute (dotted path allowed) of the classifier: "classifier" for
+    Avalanche's SimpleMLP / SimpleCNN, "fc" for torchvision's ResNets. Each task's head starts as a
+    copy of that classifier, or of a fresh `nn.Linear` with `head_size` outputs if given. Until a
+    task is begun, the model computes exactly what the original computed.
+    """
+    return PiggybackNet(model, classifier_name, head_size)

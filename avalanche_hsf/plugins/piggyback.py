@@ -1,0 +1,87 @@
+"""Piggyback (Mallya et al., ECCV 2018) as an Avalanche plugin: it drives a `PiggybackNet` through
+the experiences. The first experience trains the backbone as usual (skipped with `pretrained=True`);
+every later one freezes it and trains only its own binary masks and head. Finished tasks are packed
+and kept as buffers, so nothing of an old task can change and forgetting is zero by construction.
+"""
+
+import math
+
+from avalanche.training.plugins import SupervisedPlugin
+
+from ..models.piggyback import MASK_INIT, THRESHOLD, PiggybackNet
+
+_NEED_TASK_LABELS = ("Piggyback needs task labels: it learns one mask per task and must know which "
+                     "to use. Build the scenario with task labels (a 'task-il' scenario, "
+                     "e.g. nc_benchmark(..., task_labels=True) or SplitMNIST(..., return_task_id=True)).")
+
+
+def options_problem(mask_init: float, threshold: float) -> str | None:
+    """What is wrong with the mask options, or None."""
+    if not (math.isfinite(mask_init) and math.isfinite(threshold)):
+        return f"mask_init ({mask_init}) and threshold ({threshold}) must be finite"
+    if mask_init <= threshold:
+        return (f"mask_init ({mask_init}) must be above threshold ({threshold}), so that every task "
+                "starts from the whole backbone")
+    return None
+
+
+class PiggybackPlugin(SupervisedPlugin):
+    def __init__(self, mask_init: float = MASK_INIT, threshold: float = THRESHOLD, per_task_bn: bool = False,
+                 pretrained: bool = False):
+        """
+        :param mask_init: initial real-valued mask score of every weight.
+        :param threshold: scores above it keep their weight.
+        :param per_task_bn: give each masked task its own BatchNorm (default: BatchNorm stays frozen).
+        :param pretrained: the backbone is already trained: mask it from the first experience on.
+        """
+        super().__init__()
+        problem = options_problem(mask_init, threshold)
+        if problem:
+            raise ValueError(problem)
+        self.mask_init, self.threshold = mask_init, threshold
+        self.per_task_bn, self.pretrained = per_task_bn, pretrained
+        self.task = None  # the task being trained
+
+    @staticmethod
+    def _net(strategy) -> PiggybackNet:
+        if not isinstance(strategy.model, PiggybackNet):
+            raise TypeError("PiggybackPlugin: convert the model with avalanche_hsf.models.piggyback(model) first "
+                            f"(got {type(strategy.model).__name__})")
+        return strategy.model
+
+    def _experience_task(self, experience, net: PiggybackNet) -> int:
+        labels = sorted(set(getattr(experience, "task_labels", None) or []))
+        if not labels:
+            raise ValueError(f"{_NEED_TASK_LABELS} This experience has no task labels.")
+        if len(labels) > 1:
+            raise ValueError(f"Piggyback trains one task per experience; this one mixes task labels {labels}")
+        if labels[0] in net.finished_tasks:
+            raise ValueError(f"{_NEED_TASK_LABELS} Experience {experience.current_experience} has task label "
+                             f"{labels[0]}, which an earlier experience already used (a class- or "
+                             "domain-incremental scenario gives every experience task label 0).")
+        return labels[0]
+
+    def before_training_exp(self, strategy, *args, **kwargs):
+        net = self._net(strategy)
+        self.task = self._experience_task(strategy.experience, net)
+        dense = not self.pretrained and not net.finished_tasks
+        net.begin_task(self.task, dense=dense, mask_init=self.mask_init, threshold=self.threshold,
+                       per_task_bn=self.per_task_bn)
+        # The new task's scores and head are new parameters and the last task's are gone: Avalanche's
+        # optimizer update adds the former, drops the latter, and starts from a fresh optimizer state.
+        strategy.make_optimizer(reset_optimizer_state=True, remove_params=True)
+
+    def before_training_iteration(self, strategy, *args, **kwargs):
+        batch = strategy.mbatch
+        if len(batch) < 3:
+            raise ValueError(f"{_NEED_TASK_LABELS} The mini-batch has no task labels.")
+        if (batch[-1] != self.task).any():
+            raise ValueError(f"Piggyback: a mini-batch of task {self.task} holds samples of other tasks")
+
+    def after_training_exp(self, strategy, *args, **kwargs):
+        self._net(strategy).end_task(self.task)
+        self.task = None
+
+    def before_eval_exp(self, strategy, *args, **kwargs):
+        if not getattr(strategy.experience, "task_labels", None):
+            raise ValueError(f"{_NEED_TASK_LABELS} The evaluation experience has no task labels.")

@@ -1,0 +1,274 @@
+"""Piggyback: the straight-through masks, conversion of ordinary models, real training on
+split_digits (frozen backbone, bit-identical old tasks, packed masks, optimizer contents), the
+task-label errors, the numerical guard, and a run through the runner."""
+
+import copy
+import io
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+from avalanche.core import SupervisedPlugin
+from avalanche.models import SimpleCNN, SimpleMLP
+from avalanche.training import Naive
+from avalanche.training.plugins import EvaluationPlugin
+from torch import nn
+from torch.utils.data import DataLoader
+from torchvision.models import resnet18
+
+from avalanche_hsf import PiggybackPlugin, UserError
+from avalanche_hsf.benchmarks import build_benchmark
+from avalanche_hsf.models import piggyback
+from avalanche_hsf.models.piggyback import BinarizeSTE, MaskedWeight, TaskBatchNorm
+from avalanche_hsf.runner import run_scenario
+from avalanche_hsf.scenario import load_scenario
+from avalanche_hsf.state_size import state_bytes
+from avalanche_hsf.strategies import validate_strategy
+
+THRESHOLD = 5e-3
+
+
+class TinyBNNet(nn.Module):
+    """A small CNN with BatchNorm for 1x8x8 digits."""
+
+    def __init__(self, num_classes=2):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                                      nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8 * 16, 16), nn.ReLU())
+        self.classifier = nn.Linear(16, num_classes)
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+def digits_mlp():
+    return SimpleMLP(num_classes=2, input_size=64, hidden_size=32, hidden_layers=2)
+
+
+def make_strategy(net, *plugins, epochs=2, **options):
+    return Naive(model=net, optimizer=torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9),
+                 criterion=nn.CrossEntropyLoss(), train_mb_size=32, train_epochs=epochs, eval_mb_size=512,
+                 plugins=[*plugins, PiggybackPlugin(**options)], evaluator=EvaluationPlugin())
+
+
+def backbone(net):
+    """The shared weights: everything the model had before conversion."""
+    return {n: p.detach().clone() for n, p in net.named_parameters()
+            if ".scores." not in n and ".trainable." not in n}
+
+
+class Recorder(SupervisedPlugin):
+    """Placed before PiggybackPlugin: sees each task's scores just before they are packed, and the
+    optimizer's parameters during training."""
+
+    def __init__(self):
+        super().__init__()
+        self.binarized, self.optimized, self.trainable = {}, {}, {}
+
+    def before_training_iteration(self, strategy, **kwargs):
+        task = strategy.experience.task_labels[0]
+        self.optimized[task] = {id(p) for g in strategy.optimizer.param_groups for p in g["params"]}
+        self.trainable[task] = {n for n, p in strategy.model.named_parameters() if p.requires_grad}
+        self.all_params = {id(p) for p in strategy.model.parameters()}
+
+    def after_training_exp(self, strategy, **kwargs):
+        task = strategy.experience.task_labels[0]
+        masked = [layer for layer in strategy.model.task_layers(MaskedWeight) if str(task) in layer.scores]
+        if masked:
+            self.binarized[task] = [layer.scores[str(task)].detach() > THRESHOLD for layer in masked]
+
+
+def test_straight_through_estimator_passes_the_gradient_unchanged():
+    scores = torch.tensor([0.0, 0.004, 0.006, 1.0], requires_grad=True)
+    mask = BinarizeSTE.apply(scores, THRESHOLD)
+    assert mask.tolist() == [0.0, 0.0, 1.0, 1.0]
+    grad = torch.tensor([1.0, -2.0, 3.0, -4.0])
+    mask.backward(grad)
+    assert torch.equal(scores.grad, grad)
+
+
+def test_only_the_current_tasks_scores_and_head_get_gradients():
+    net = piggyback(digits_mlp())
+    net.begin_task(0, dense=True)
+    net.end_task(0)
+    net.begin_task(1)
+    net(torch.randn(4, 1, 8, 8), 1).sum().backward()
+    for name, p in net.named_parameters():
+        if ".scores.1" in name or ".trainable.1." in name:
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+        else:
+            assert p.grad is None, name
+
+
+@pytest.mark.parametrize("build, classifier, shape", [
+    (digits_mlp, "classifier", (5, 1, 8, 8)),
+    (lambda: SimpleCNN(num_classes=3), "classifier", (5, 3, 16, 16)),  # a Sequential classifier
+    (TinyBNNet, "classifier", (5, 1, 8, 8)),
+    (lambda: resnet18(weights=None, num_classes=4), "fc", (2, 3, 32, 32)),
+])
+def test_conversion_keeps_the_outputs_with_all_masks_one(build, classifier, shape):
+    torch.manual_seed(0)
+    original = build()
+    for bn in (m for m in original.modules() if isinstance(m, nn.BatchNorm2d)):
+        bn.running_mean.uniform_(-1, 1)  # eval mode must use these, not batch statistics
+    original.eval()
+    x = torch.randn(shape)
+    expected = original(x)
+    net = piggyback(copy.deepcopy(original), classifier).eval()
+    assert torch.equal(net(x, 0), expected)  # converted, no task begun
+    net.begin_task(0)  # masked from task 0 on (pretrained backbone): every mask starts at 1
+    masks = [layer.mask(0) for layer in net.task_layers(MaskedWeight)]
+    assert masks and all(m.all() for m in masks)
+    assert torch.equal(net(x, 0), expected)
+    assert torch.equal(net(x, torch.zeros(len(x), dtype=torch.long)), expected)
+
+
+def test_conversion_keeps_training_mode_batchnorm_until_the_backbone_is_frozen():
+    torch.manual_seed(0)
+    original = TinyBNNet().train()
+    net = piggyback(copy.deepcopy(original)).train()
+    x = torch.randn(6, 1, 8, 8)
+    assert torch.equal(net(x, 0), original(x))
+    assert torch.equal(net.model.features[1].source.running_mean, original.features[1].running_mean)
+
+
+@pytest.fixture(scope="module")
+def digits_run():
+    """Five tasks of split_digits, with snapshots of the backbone and every task's test outputs."""
+    torch.manual_seed(0)
+    benchmark = build_benchmark("split_digits", "task-il", {})
+    net = piggyback(digits_mlp())
+    recorder = Recorder()
+    strategy = make_strategy(net, recorder)
+    tests = [(next(iter(DataLoader(exp.dataset, batch_size=len(exp.dataset))))[0], exp.task_labels[0])
+             for exp in benchmark.test_stream]
+    backbones, outputs = [], []
+    for exp in benchmark.train_stream:
+        strategy.train(exp)
+        net.eval()
+        with torch.no_grad():
+            outputs.append([net(x, t) for x, t in tests])
+        backbones.append(backbone(net))
+    return SimpleNamespace(net=net, strategy=strategy, recorder=recorder, backbones=backbones, outputs=outputs)
+
+
+def test_backbone_is_bit_identical_after_the_first_task(digits_run):
+    first = digits_run.backbones[0]
+    for later in digits_run.backbones[1:3]:
+        assert later.keys() == first.keys()
+        assert all(torch.equal(later[n], first[n]) for n in first)
+
+
+def test_old_tasks_outputs_are_bit_identical_after_two_more_tasks(digits_run):
+    for task in range(3):
+        assert torch.equal(digits_run.outputs[task + 2][task], digits_run.outputs[task][task])
+    # ...and the masks did learn something: some weights were switched off.
+    assert any((~layer.mask(task)).any() for task in range(1, 5) for layer in digits_run.net.task_layers(MaskedWeight))
+
+
+def test_packed_masks_equal_the_thresholded_scores_at_one_bit_per_weight(digits_run):
+    layers = digits_run.net.task_layers(MaskedWeight)
+    assert digits_run.recorder.binarized.keys() == {1, 2, 3, 4}  # task 0 trained the backbone: no mask
+    mask_bytes = 0
+    for task, binarized in digits_run.recorder.binarized.items():
+        assert len(binarized) == len(layers) == 2
+        for layer, expected in zip(layers, binarized):
+            packed = layer.finished[str(task)].mask
+            assert packed.dtype == torch.uint8 and packed.numel() == math.ceil(layer.weight.numel() / 8)
+            assert torch.equal(layer.mask(task), expected)
+            mask_bytes += packed.numel()
+        assert all(len(layer.scores) == 0 for layer in layers)  # float scores dropped
+    head_bytes = 5 * (32 * 2 + 2) * 4
+    strategy = digits_run.strategy
+    counted = state_bytes(digits_run.net.task_state(), exclude=(strategy.model, strategy.optimizer, strategy))
+    assert counted == mask_bytes + head_bytes
+
+
+def test_optimizer_holds_the_live_parameters_and_only_the_current_task_trains(digits_run):
+    rec = digits_run.recorder
+    assert rec.optimized[4] <= rec.all_params  # finished tasks' parameters were removed
+    for task in range(1, 5):
+        assert rec.trainable[task] and all(f".scores.{task}" in n or f".trainable.{task}." in n
+                                           for n in rec.trainable[task])
+
+
+def test_state_dict_holds_the_finished_tasks_and_a_saved_model_reproduces_them(digits_run):
+    net = digits_run.net
+    keys = net.state_dict().keys()
+    assert {f"model.classifier.finished.{t}.weight" for t in range(5)} <= keys
+    assert {f"model.features.0.finished.{t}.mask" for t in range(1, 5)} <= keys
+    buffer = io.BytesIO()
+    torch.save(net, buffer)
+    buffer.seek(0)
+    restored = torch.load(buffer, weights_only=False).eval()
+    x = torch.rand(7, 1, 8, 8)
+    with torch.no_grad():
+        assert all(torch.equal(restored(x, t), net.eval()(x, t)) for t in range(5))
+
+
+def test_pretrained_backbone_and_frozen_batchnorm_are_never_written():
+    torch.manual_seed(0)
+    benchmark = build_benchmark("split_digits", "task-il", {})
+    net = piggyback(TinyBNNet())
+    before = backbone(net)
+    bn_stats = net.model.features[1].source.running_mean.clone()
+    strategy = make_strategy(net, epochs=1, pretrained=True, per_task_bn=True)
+    for exp in benchmark.train_stream[:2]:
+        strategy.train(exp)
+    after = backbone(net)
+    assert all(torch.equal(after[n], before[n]) for n in before)
+    assert torch.equal(net.model.features[1].source.running_mean, bn_stats)
+    bn = net.task_layers(TaskBatchNorm)[0]
+    assert set(bn.finished) == {"0", "1"} and not torch.equal(bn.finished["0"].running_mean, bn_stats)
+
+
+def test_class_incremental_scenario_gets_a_clear_error():
+    benchmark = build_benchmark("split_digits", "class-il", {})
+    strategy = make_strategy(piggyback(SimpleMLP(num_classes=10, input_size=64, hidden_size=16)), epochs=1)
+    strategy.train(benchmark.train_stream[0])
+    with pytest.raises(ValueError, match="task labels"):
+        strategy.train(benchmark.train_stream[1])
+
+
+def test_missing_task_labels_get_a_clear_error():
+    plugin = PiggybackPlugin()
+    strategy = SimpleNamespace(model=piggyback(digits_mlp()), experience=SimpleNamespace(current_experience=0),
+                               mbatch=[torch.zeros(2, 64), torch.zeros(2)])
+    with pytest.raises(ValueError, match="task labels"):
+        plugin.before_training_exp(strategy)
+    with pytest.raises(ValueError, match="task labels"):
+        plugin.before_training_iteration(strategy)
+    with pytest.raises(ValueError, match="task labels"):
+        plugin.before_eval_exp(strategy)
+
+
+def test_non_finite_scores_are_never_packed():
+    net = piggyback(digits_mlp())
+    net.begin_task(0)
+    layer = net.task_layers(MaskedWeight)[0]
+    with torch.no_grad():
+        layer.scores["0"][0, 0] = float("nan")
+    with pytest.raises(FloatingPointError, match="not finite"):
+        net.end_task(0)
+    assert "0" not in layer.finished
+
+
+def test_mask_options_are_checked():
+    with pytest.raises(ValueError, match="above threshold"):
+        PiggybackPlugin(mask_init=1e-3, threshold=5e-3)
+    with pytest.raises(UserError, match="above threshold"):
+        validate_strategy("piggyback", "task-il", {"mask_init": 0.001}, "strategies.piggyback",
+                          load_scenario("split_digits_til").training)
+    with pytest.raises(UserError, match="does not fit setting"):
+        validate_strategy("piggyback", "class-il", {}, "strategies.piggyback")
+
+
+def test_runner_gives_exactly_zero_backward_transfer(tmp_path):
+    results = run_scenario(load_scenario("split_digits_til"), tmp_path, strategies=["piggyback"], seeds=[0],
+                           epochs=2, progress=False)
+    r = results["strategies"]["piggyback"]
+    assert r["bwt"] == 0.0
+    assert r["acc"] > 0.8
+    # 4 masked tasks x (64*100 + 100*100) bits, and 5 heads of 100*2 + 2 floats, over 5 tasks.
+    assert r["extra_state_bytes_per_task"] == (4 * (64 * 100 + 100 * 100) // 8 + 5 * 202 * 4) // 5
