@@ -6,3 +6,8 @@ class UserError(Exception):
 
     The CLI prints its message on one line and exits non-zero, without a traceback.
     """
+
+
+class NotTrainedError(RuntimeError):
+    """A model asked to predict before it has learned anything to predict with (for example,
+    task inference with no learned task)."""

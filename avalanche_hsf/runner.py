@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from . import metrics
 from .benchmarks import build_benchmark
-from .errors import UserError
+from .errors import NotTrainedError, UserError
 from .files import atomic_write_json, ensure_writable_dir
 from .models import build_model
 from .plots import comparison_figure, matrix_figure, save_figure
@@ -58,9 +58,15 @@ def run_strategy_seed(scenario: Scenario, benchmark, strategy_name: str, seed: i
     """Train one strategy on one seed; returns its accuracy matrix and measurements."""
     RNGManager.set_random_seeds(seed)
     entry = STRATEGIES[strategy_name]
+    hparams = {**entry.defaults, **scenario.strategies.get(strategy_name, {})}
+    training = replace(scenario.training, **{k: hparams[k] for k in entry.training_params})
     input_shape = tuple(benchmark.train_stream[0].dataset[0][0].shape)
-    model = build_model(scenario.model, input_shape, head_size(benchmark),
-                        multi_head=scenario.setting == "task-il" and entry.multi_head)
+    if entry.build_model is not None:
+        model = entry.build_model(scenario.model, input_shape, head_size(benchmark), scenario.setting,
+                                  **{k: hparams[k] for k in entry.model_params})
+    else:
+        model = build_model(scenario.model, input_shape, head_size(benchmark),
+                            multi_head=scenario.setting == "task-il" and entry.multi_head)
     tb_logger = TensorboardLogger(tb_log_dir=str(log_dir))
     loggers = [tb_logger] + ([InteractiveLogger()] if verbose else [])
     evaluator = EvaluationPlugin(accuracy_metrics(epoch=True, experience=True, stream=True),
@@ -68,14 +74,17 @@ def run_strategy_seed(scenario: Scenario, benchmark, strategy_name: str, seed: i
                                  loggers=loggers)
     strategy, hparams = build_strategy(
         strategy_name, scenario.strategies.get(strategy_name, {}), model=model,
-        make_optimizer=make_optimizer_factory(scenario.training),
+        make_optimizer=make_optimizer_factory(training),
         criterion=torch.nn.CrossEntropyLoss(), train_mb_size=scenario.training.batch_size,
         train_epochs=scenario.training.epochs, eval_mb_size=scenario.training.eval_batch_size,
         device=device, evaluator=evaluator,
     )
 
     reset_peak_rss()
-    initial = stream_accuracies(strategy, benchmark.test_stream)
+    try:
+        initial = stream_accuracies(strategy, benchmark.test_stream)
+    except NotTrainedError:  # e.g. HSF's task inference with no task learned: it predicts nothing
+        initial = [0.0] * len(benchmark.test_stream)
     matrix, train_seconds = [], 0.0
     experiences = tqdm(benchmark.train_stream, desc=f"{strategy_name} seed {seed}", unit="exp",
                        leave=False, disable=not progress)

@@ -15,8 +15,10 @@ from avalanche.training.templates.base_sgd import PeriodicEval
 from torch import nn
 
 from .errors import UserError
+from .models.hsf import build_hsf_model
 from .models.piggyback import MASK_INIT, THRESHOLD, piggyback
 from .plugins import MASPlugin
+from .plugins.hsf import HSFPlugin
 from .plugins.piggyback import PiggybackPlugin, options_problem
 from .scenario import SETTINGS, check_params, registry_entry
 
@@ -44,6 +46,32 @@ def _piggyback_check(hparams, training):
     return options_problem(hparams["mask_init"], hparams["threshold"])
 
 
+_HSF_MODEL_DEFAULTS = {"latent_dim": 8, "embedding_dim": 16, "chunk_size": 1024, "hnet_hidden": 64,
+                       "use_sde": True, "use_flow": True, "inference": "flow", "sde_steps": 10,
+                       "max_diffusion": 0.1}
+
+
+def _hsf_check(hparams, training):
+    if hparams["optimizer"] not in ("sgd", "adam"):
+        return f"optimizer must be sgd or adam, got {hparams['optimizer']!r}"
+    if hparams["lr"] <= 0 or hparams["beta"] < 0 or hparams["gamma"] < 0:
+        return "lr must be > 0, and beta and gamma >= 0"
+    if hparams["inference"] not in ("flow", "entropy") or (hparams["inference"] == "flow"
+                                                            and not hparams["use_flow"]):
+        return "inference must be 'entropy', or 'flow' with use_flow = true"
+    return None
+
+
+def _hsf(description: str, **overrides) -> "StrategyEntry":
+    # Hypernetworks train with Adam, as in von Oswald et al.'s code; SGD with the scenarios'
+    # learning rates leaves them near chance.
+    defaults = {"beta": 0.1, "gamma": 0.1, "reg_tasks": 8, "optimizer": "adam", "lr": 0.001,
+                **_HSF_MODEL_DEFAULTS, **overrides}
+    return StrategyEntry(description, plugin=HSFPlugin, defaults=defaults, build_model=build_hsf_model,
+                         model_params=tuple(_HSF_MODEL_DEFAULTS), training_params=("optimizer", "lr"),
+                         check=_hsf_check)
+
+
 def _icarl(*, model, optimizer, criterion, **kwargs):
     # iCaRL brings its own loss (binary cross-entropy with distillation), so `criterion` is unused.
     features = nn.Sequential(nn.Flatten(), model.features)
@@ -62,6 +90,12 @@ class StrategyEntry:
     multi_head: bool = True  # one head per task in task-IL; False keeps a single shared head
     state: Callable = plugin_state  # the objects that hold the strategy's per-task state
     check: Callable | None = None  # (hparams, training spec) -> an error message, or None
+    build_model: Callable | None = None  # (model spec, input shape, head size, setting, **hparams) -> model
+    model_params: tuple = ()  # the hyperparameters that go to `build_model` rather than the plugin
+    training_params: tuple = ()  # hyperparameters overriding the scenario's training (e.g. optimizer, lr)
+
+    def plugin_hparams(self, hparams: dict) -> dict:
+        return {k: v for k, v in hparams.items() if k not in self.model_params + self.training_params}
 
 
 STRATEGIES = {
@@ -95,6 +129,12 @@ STRATEGIES = {
                                settings=("task-il",), wrap_model=piggyback, multi_head=False,
                                # packed masks and heads of the finished tasks, as buffers
                                state=lambda s: s.model.task_state(), check=_piggyback_check),
+    "hsf": _hsf("HSF: hypernetwork-generated network with latent SDE and flow, outputs protected"),
+    "hsf_noreg": _hsf("HSF without the output regulariser (beta = 0): the original model's failure mode",
+                      beta=0.0),
+    "hsf_nosde": _hsf("HSF ablation: no latent SDE (the head reads z0 directly)", use_sde=False),
+    "hsf_noflow": _hsf("HSF ablation: no flow; tasks inferred by lowest predictive entropy",
+                       use_flow=False, gamma=0.0, inference="entropy"),
 }
 
 
@@ -117,7 +157,7 @@ def build_strategy(name: str, hparams: dict, *, model, make_optimizer, criterion
     template_hparams = hparams
     if entry.plugin is not None:
         try:
-            plugins.insert(0, entry.plugin(**hparams))
+            plugins.insert(0, entry.plugin(**entry.plugin_hparams(hparams)))
         except (AssertionError, ValueError) as err:
             raise UserError(f"strategy '{name}': {err}") from err
         template_hparams = {}

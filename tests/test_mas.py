@@ -2,6 +2,7 @@
 dynamic heads, checkpointing and bad input."""
 
 import io
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -210,9 +211,10 @@ def test_state_dict_round_trip_gives_the_same_penalty(digits_til):
 
 def test_split_digits_til_mas_forgets_less_than_naive(tmp_path):
     scenario = avalanche_hsf.load_scenario("split_digits_til")
+    # The paper's lambda = 1, fixed here so the test does not follow the scenario's tuning.
+    scenario = replace(scenario, strategies={**scenario.strategies, "mas": {"lambda_reg": 1.0}})
     results = run_scenario(scenario, tmp_path, strategies=["naive", "mas"], seeds=[0], epochs=2, progress=False)
     naive, mas = (results["strategies"][name] for name in ("naive", "mas"))
-    assert mas["hparams"]["lambda_reg"] == 1.0
     # Naive ends task 0 at 0.90 here and 1.0 is the ceiling, so 10 points cannot be asked for.
     assert mas["acc_matrix"][-1][0] >= naive["acc_matrix"][-1][0] + 0.05
     assert mas["bwt"] >= naive["bwt"] + 0.03

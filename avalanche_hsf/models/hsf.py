@@ -1,0 +1,309 @@
+"""HSF: a hypernetwork generates every weight of a target network that encodes the input,
+evolves the latent code with a neural SDE (torchsde) and models its density with a
+normalizing flow (nflows).
+
+Only the hypernetwork's weights, its chunk embeddings and the current task embedding are
+trained; the target network's own parameters only give names and shapes (von Oswald et al.
+2020). The flow's exact log-likelihood of the latent code lets the model infer the task when
+no task label is given.
+"""
+
+import math
+
+import torch
+import torchsde
+from avalanche.models import MultiTaskModule
+from nflows.distributions import StandardNormal
+from nflows.flows import Flow
+from nflows.transforms import AffineCouplingTransform, CompositeTransform, ReversePermutation
+from nflows.utils import create_alternating_binary_mask
+from torch import nn
+from torch.func import functional_call
+
+from ..errors import NotTrainedError
+
+
+def _mlp(sizes, activation=nn.GELU):
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(n_in, n_out))
+        if i < len(sizes) - 2:
+            layers.append(activation())
+    return nn.Sequential(*layers)
+
+
+class LatentSDE(nn.Module):
+    """dz = f(z, t) dt + g(z, t) dW, Ito, diagonal noise, as torchsde expects."""
+
+    noise_type = "diagonal"
+    sde_type = "ito"
+
+    def __init__(self, latent_dim: int, hidden: int, max_diffusion: float):
+        super().__init__()
+        self.drift = _mlp([latent_dim + 1, hidden, latent_dim], nn.Tanh)
+        self.diffusion = _mlp([latent_dim + 1, hidden, latent_dim], nn.Tanh)
+        self.max_diffusion = max_diffusion
+
+    def _with_time(self, t, z):
+        return torch.cat([z, t.expand(z.shape[0], 1)], dim=1)
+
+    def f(self, t, z):
+        return self.drift(self._with_time(t, z))
+
+    def g(self, t, z):
+        # Bounded, positive diffusion: noise can regularise but never swamp the drift.
+        return self.max_diffusion * torch.sigmoid(self.diffusion(self._with_time(t, z)))
+
+
+class _Conditioner(nn.Module):
+    """The coupling's parameter net; nflows calls it as `net(x, context)`."""
+
+    def __init__(self, n_in: int, n_out: int, hidden: int):
+        super().__init__()
+        self.net = _mlp([n_in, hidden, n_out], nn.ReLU)
+
+    def forward(self, x, context=None):
+        return self.net(x)
+
+
+def _coupling_flow(latent_dim: int, hidden: int, n_layers: int) -> Flow:
+    def net(n_in, n_out):
+        return _Conditioner(n_in, n_out, hidden)
+
+    transforms = []
+    for i in range(n_layers):
+        mask = create_alternating_binary_mask(latent_dim, even=i % 2 == 0)
+        transforms += [AffineCouplingTransform(mask, net), ReversePermutation(latent_dim)]
+    return Flow(CompositeTransform(transforms), StandardNormal([latent_dim]))
+
+
+class HSFTarget(nn.Module):
+    """The task network: encoder -> z0 -> SDE over [0, T] -> head; a flow scores z0.
+
+    `forward` returns logits (averaged over `sde_samples` paths) and leaves the flow's
+    per-dimension log-density of z0 in `self.latent_log_prob` for the plugin and for task
+    inference.
+    """
+
+    def __init__(self, in_features: int, num_outputs: int, hidden: int = 100, latent_dim: int = 8,
+                 use_sde: bool = True, use_flow: bool = True, sde_method: str = "euler",
+                 sde_steps: int = 10, horizon: float = 1.0, max_diffusion: float = 0.1,
+                 flow_layers: int = 4, sde_samples: int = 1):
+        super().__init__()
+        if latent_dim < 2 and use_flow:
+            raise ValueError("the coupling flow needs latent_dim >= 2")
+        self.encoder = nn.Sequential(nn.Flatten(), _mlp([in_features, hidden, latent_dim]))
+        self.sde = LatentSDE(latent_dim, hidden, max_diffusion) if use_sde else None
+        self.flow = _coupling_flow(latent_dim, hidden // 2, flow_layers) if use_flow else None
+        self.head = nn.Linear(latent_dim, num_outputs)
+        self.in_features, self.latent_dim = in_features, latent_dim
+        self.sde_method, self.sde_samples = sde_method, sde_samples
+        self.register_buffer("sde_times", torch.tensor([0.0, horizon]), persistent=False)
+        self.sde_dt = horizon / sde_steps
+        self.latent_log_prob = None
+
+    def log_prob(self, z0):
+        """log p(z0) per latent dimension under this task's flow."""
+        return self.flow.log_prob(z0) / self.latent_dim
+
+    def evolve(self, z0):
+        """z_T for one SDE path per row; K paths at eval are stacked on a leading axis."""
+        if self.sde is None:
+            return z0.unsqueeze(0)
+        samples = 1 if self.training else self.sde_samples
+        z = z0.repeat(samples, 1)
+        z_T = torchsde.sdeint(self.sde, z, self.sde_times, method=self.sde_method, dt=self.sde_dt)[-1]
+        return z_T.view(samples, *z0.shape)
+
+    def forward(self, x, mode: str = "predict", latent_stats=None):
+        """`mode`: "predict" (logits), "encode" (z0) or "log_prob" (x is z0), so that
+        `functional_call` can run any part under generated weights.
+
+        The flow scores z0 standardised by its task's statistics (`latent_stats`, or the
+        batch's while training), so that log-densities of different tasks, each in its own
+        encoder's latent space, are on one scale and can be compared for task inference.
+        """
+        if mode == "encode":
+            return self.encoder(x)
+        if mode == "log_prob":
+            return self.log_prob(self.standardise(x, latent_stats))
+        z0 = self.encoder(x)
+        # The flow fits the encoder's codes without pulling on the encoder (no collapse).
+        self.latent_log_prob = (self.log_prob(self.standardise(z0.detach(), latent_stats))
+                                if self.flow is not None else None)
+        return self.head(self.evolve(z0)).mean(0)
+
+    def standardise(self, z0, latent_stats=None):
+        if latent_stats is None and self.training and len(z0) > 1:
+            latent_stats = (z0.mean(0), z0.std(0))
+        if latent_stats is None:
+            return z0
+        mean, std = latent_stats
+        return (z0 - mean) / (std + 1e-3)
+
+
+class ChunkedHypernetwork(nn.Module):
+    """h(e, c_k) -> chunk k of the flat target weight vector, one small MLP for all chunks.
+
+    Each generated weight is scaled by the standard deviation of the target's default
+    initialisation, so that a fresh hypernetwork starts from sensible target weights.
+    """
+
+    def __init__(self, target: nn.Module, embedding_dim: int, chunk_size: int, chunk_embedding_dim: int,
+                 hidden: int):
+        super().__init__()
+        self.names = [n for n, _ in target.named_parameters()]
+        self.shapes = [p.shape for _, p in target.named_parameters()]
+        self.sizes = [p.numel() for _, p in target.named_parameters()]
+        self.num_target_params = sum(self.sizes)
+        self.num_chunks = math.ceil(self.num_target_params / chunk_size)
+        self.chunk_embeddings = nn.Parameter(torch.randn(self.num_chunks, chunk_embedding_dim))
+        self.net = _mlp([embedding_dim + chunk_embedding_dim, hidden, hidden, chunk_size], nn.ReLU)
+        scales = [torch.full((p.numel(),), max(float(p.detach().std()) if p.numel() > 1 else 0.0, 1e-2))
+                  for _, p in target.named_parameters()]
+        self.register_buffer("scales", torch.cat(scales))
+
+    def forward(self, embedding: torch.Tensor) -> torch.Tensor:
+        """The flat weight vector for one task embedding."""
+        inputs = torch.cat([embedding.expand(self.num_chunks, -1), self.chunk_embeddings], dim=1)
+        return self.net(inputs).flatten()[: self.num_target_params] * self.scales
+
+    def unflatten(self, flat: torch.Tensor) -> dict:
+        return {name: chunk.view(shape) for name, shape, chunk
+                in zip(self.names, self.shapes, flat.split(self.sizes))}
+
+
+class HSFModel(MultiTaskModule):
+    """A MultiTaskModule whose per-task weights come from a hypernetwork.
+
+    With task labels (task-IL) each sample uses its task's generated network. With
+    `infer_task=True` (class-IL, domain-IL) training uses `training_task` (set by the
+    plugin) and evaluation picks, per sample, the learned task whose flow gives its latent code
+    the highest likelihood (`inference="flow"`), or whose prediction has the lowest entropy
+    (`inference="entropy"`, HNET+ENT); logits are returned in the global class space, with
+    the classes of other tasks masked out.
+    """
+
+    def __init__(self, target: HSFTarget, embedding_dim: int = 16, chunk_size: int = 1024,
+                 chunk_embedding_dim: int = 16, hnet_hidden: int = 64, infer_task: bool = False,
+                 inference: str = "flow"):
+        super().__init__()
+        if inference not in ("flow", "entropy"):
+            raise ValueError(f"inference must be 'flow' or 'entropy', got {inference!r}")
+        if inference == "flow" and target.flow is None:
+            raise ValueError("flow-based task inference needs a target with a flow (use_flow=True)")
+        self.target = target
+        # The target's own parameters only give names and shapes; generated weights replace them.
+        self.target.requires_grad_(False)
+        self.hnet = ChunkedHypernetwork(target, embedding_dim, chunk_size, chunk_embedding_dim, hnet_hidden)
+        self.embedding_dim = embedding_dim
+        self.task_embeddings = nn.ParameterDict()
+        self.infer_task, self.inference = infer_task, inference
+        self.training_task, self.training_classes = None, None  # set by HSFPlugin in class-/domain-IL
+        self.class_sets = {}  # task id -> global class ids, recorded after each experience
+        self.latent_stats = {}  # task id -> (mean, std) of its latent codes, recorded after each experience
+        self.latent_log_prob = None
+
+    @property
+    def compression_ratio(self) -> float:
+        """Trainable hypernetwork parameters (without embeddings) / generated target parameters."""
+        return sum(p.numel() for p in self.hnet.parameters()) / self.hnet.num_target_params
+
+    def get_extra_state(self):
+        return {"class_sets": self.class_sets, "latent_stats": self.latent_stats}
+
+    def set_extra_state(self, state):
+        self.class_sets = {int(task): list(classes) for task, classes in state["class_sets"].items()}
+        self.latent_stats = {int(task): tuple(stats) for task, stats in state["latent_stats"].items()}
+
+    @torch.no_grad()
+    def record_latent_stats(self, task: int, inputs) -> None:
+        """Mean and std of the task's latent codes over `inputs` (an iterable of input batches)."""
+        params = self.hnet.unflatten(self.generate(task))
+        codes = torch.cat([functional_call(self.target, params, (x,), {"mode": "encode"}) for x in inputs])
+        self.latent_stats[task] = (codes.mean(0), codes.std(0))
+
+    @property
+    def learned_tasks(self) -> list[int]:
+        return sorted(self.class_sets)
+
+    def add_task(self, task: int) -> None:
+        key = str(task)
+        if key not in self.task_embeddings:
+            device = self.hnet.chunk_embeddings.device
+            self.task_embeddings[key] = nn.Parameter(torch.randn(self.embedding_dim, device=device))
+
+    def generate(self, task: int) -> torch.Tensor:
+        """The flat generated weights of one task (one call per minibatch and task)."""
+        return self.hnet(self.task_embeddings[str(task)])
+
+    def run_target(self, task: int, x: torch.Tensor) -> torch.Tensor:
+        if x[0].numel() != self.target.in_features:
+            raise ValueError(f"HSF: an input of shape {tuple(x.shape[1:])} has {x[0].numel()} features, "
+                             f"but the target network expects {self.target.in_features}")
+        params = self.hnet.unflatten(self.generate(task))
+        logits = functional_call(self.target, params, (x,), {"latent_stats": self.latent_stats.get(task)})
+        self.latent_log_prob = self.target.latent_log_prob
+        return logits
+
+    def forward(self, x, task_labels=None):
+        if self.infer_task and not self.training:
+            return self.infer(x)
+        if self.infer_task:
+            return self._masked(self.run_target(self.training_task, x), self.training_classes)
+        return super().forward(x, task_labels)
+
+    def forward_single_task(self, x, task_label):
+        self.add_task(int(task_label))  # evaluation on a task not trained yet: a fresh embedding
+        return self.run_target(int(task_label), x)
+
+    @staticmethod
+    def _masked(logits, classes):
+        """Logits outside `classes` set far below the rest (global class space)."""
+        if classes is None:
+            return logits
+        masked = torch.full_like(logits, -1e4)
+        masked[:, classes] = logits[:, classes]
+        return masked
+
+    @torch.no_grad()
+    def task_scores(self, x) -> torch.Tensor:
+        """(n_samples, n_learned_tasks) scores; higher means more likely that task."""
+        scores = []
+        for task in self.learned_tasks:
+            params = self.hnet.unflatten(self.generate(task))
+            if self.inference == "flow":
+                z0 = functional_call(self.target, params, (x,), {"mode": "encode"})
+                scores.append(functional_call(self.target, params, (z0,),
+                                              {"mode": "log_prob", "latent_stats": self.latent_stats[task]}))
+            else:
+                logits = functional_call(self.target, params, (x,))[:, self.class_sets[task]]
+                probs = torch.softmax(logits, dim=1)
+                scores.append((probs * probs.clamp_min(1e-12).log()).sum(1))  # negative entropy
+        return torch.stack(scores, dim=1)
+
+    def infer(self, x):
+        if not self.class_sets:
+            raise NotTrainedError("HSF task inference needs at least one learned task; train before evaluating "
+                               "without task labels")
+        chosen = self.task_scores(x).argmax(dim=1)
+        self.inferred_tasks = torch.tensor(self.learned_tasks, device=x.device)[chosen]
+        out = torch.full((x.shape[0], self.target.head.out_features), -1e4, device=x.device)
+        for index, task in enumerate(self.learned_tasks):
+            rows = chosen == index
+            if rows.any():
+                logits = self.run_target(task, x[rows])
+                classes = self.class_sets[task]
+                out[rows.nonzero(), torch.as_tensor(classes, device=x.device)] = logits[:, classes]
+        return out
+
+
+def build_hsf_model(spec, input_shape, num_outputs: int, setting: str, *, latent_dim: int = 8,
+                    embedding_dim: int = 16, chunk_size: int = 1024, hnet_hidden: int = 64,
+                    use_sde: bool = True, use_flow: bool = True, inference: str = "flow",
+                    sde_steps: int = 10, max_diffusion: float = 0.1) -> HSFModel:
+    """An HSF model for a scenario's model spec; the task is inferred unless the setting is task-IL."""
+    target = HSFTarget(math.prod(input_shape), num_outputs, hidden=spec.hidden_size, latent_dim=latent_dim,
+                       use_sde=use_sde, use_flow=use_flow, sde_steps=sde_steps, max_diffusion=max_diffusion)
+    return HSFModel(target, embedding_dim=embedding_dim, chunk_size=chunk_size, hnet_hidden=hnet_hidden,
+                    infer_task=setting != "task-il", inference=inference)

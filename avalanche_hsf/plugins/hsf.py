@@ -1,0 +1,100 @@
+"""The HSF plugin: protects the hypernetwork's outputs for old tasks and fits each task's flow.
+
+Drop it into any Avalanche template whose model is an `HSFModel`:
+`Naive(model, opt, criterion, plugins=[HSFPlugin(beta=0.01)])`.
+"""
+
+import random
+
+import torch
+from avalanche.training.plugins import SupervisedPlugin
+from torch.utils.data import DataLoader
+
+from ..models.hsf import HSFModel
+
+
+class HSFPlugin(SupervisedPlugin):
+    """Continual learning with a hypernetwork (von Oswald et al. 2020), plus a flow NLL.
+
+    Before each experience: add the task's embedding, freeze the old ones, store the targets
+    `h(e_j; θ*)` of every old task j, and rebuild the optimizer. At each step: add
+    `beta * mean_j ‖h(e_j; θ) − h*_j‖²` over a random subset of at most `reg_tasks` old tasks
+    (so the cost stays flat as tasks accumulate), and `gamma * NLL` of the current task's
+    latent codes under its flow. After each experience: record the task's classes and the
+    statistics of its latent codes, which task inference needs.
+    """
+
+    def __init__(self, beta: float = 0.01, gamma: float = 0.1, reg_tasks: int = 8, seed: int = 0):
+        super().__init__()
+        if beta < 0 or gamma < 0:
+            raise ValueError(f"HSF: beta and gamma must be >= 0, got beta={beta}, gamma={gamma}")
+        if reg_tasks < 1:
+            raise ValueError(f"HSF: reg_tasks must be >= 1, got {reg_tasks}")
+        self.beta, self.gamma, self.reg_tasks = beta, gamma, reg_tasks
+        self.targets: dict[int, torch.Tensor] = {}
+        self.current_task = None
+        self._rng = random.Random(seed)
+
+    @staticmethod
+    def _model(strategy) -> HSFModel:
+        if not isinstance(strategy.model, HSFModel):
+            raise TypeError(f"HSFPlugin needs an HSFModel, got {type(strategy.model).__name__}")
+        return strategy.model
+
+    @staticmethod
+    def task_of(model: HSFModel, experience) -> int:
+        """The task label with task labels; the experience's index when the task is inferred."""
+        return experience.current_experience if model.infer_task else int(experience.task_labels[0])
+
+    def before_training_exp(self, strategy, **kwargs):
+        model = self._model(strategy)
+        task = self.current_task = self.task_of(model, strategy.experience)
+        model.add_task(task)
+        for key, embedding in model.task_embeddings.items():
+            embedding.requires_grad_(key == str(task))
+        with torch.no_grad():
+            targets = {j: model.generate(j).detach().clone() for j in model.learned_tasks if j != task}
+        for j, target in targets.items():
+            if not torch.isfinite(target).all():
+                raise FloatingPointError(f"HSF: the hypernetwork's output for task {j} is not finite; "
+                                         "refusing to store it as a regularisation target")
+        self.targets = targets
+        if model.infer_task:
+            model.training_task = task
+            model.training_classes = sorted(strategy.experience.classes_in_this_experience)
+        # Avalanche builds the optimizer before plugins run: rebuild it so the new embedding trains.
+        strategy.make_optimizer(reset_optimizer_state=True)
+
+    def regularizer(self, model: HSFModel) -> torch.Tensor:
+        old = list(self.targets)
+        if len(old) > self.reg_tasks:
+            old = self._rng.sample(old, self.reg_tasks)
+        return torch.stack([(model.generate(j) - self.targets[j]).pow(2).sum() for j in old]).mean()
+
+    def before_backward(self, strategy, **kwargs):
+        model = self._model(strategy)
+        if self.beta > 0 and self.targets:
+            strategy.loss += self.beta * self.regularizer(model)
+        if self.gamma > 0 and model.latent_log_prob is not None:
+            strategy.loss += -self.gamma * model.latent_log_prob.mean()
+        if not torch.isfinite(strategy.loss):
+            raise FloatingPointError(
+                f"HSF: non-finite loss at experience {strategy.experience.current_experience}, iteration "
+                f"{strategy.clock.train_exp_iterations} (try a smaller lr or SDE step)")
+
+    def after_training_exp(self, strategy, **kwargs):
+        model = self._model(strategy)
+        model.class_sets[self.current_task] = sorted(strategy.experience.classes_in_this_experience)
+        was_training = model.training
+        model.eval()
+        loader = DataLoader(strategy.experience.dataset.eval(), batch_size=256)
+        model.record_latent_stats(self.current_task, (batch[0].to(strategy.device) for batch in loader))
+        model.train(was_training)
+        model.training_task, model.training_classes = None, None
+
+    def state_dict(self) -> dict:
+        return {"targets": dict(self.targets), "current_task": self.current_task}
+
+    def load_state_dict(self, state: dict):
+        self.targets = {int(j): t.clone() for j, t in state["targets"].items()}
+        self.current_task = state["current_task"]

@@ -1,0 +1,184 @@
+"""HSF: hypernetwork-generated target network with a torchsde latent SDE and an nflows flow."""
+
+import pytest
+import torch
+from avalanche.benchmarks import nc_benchmark
+from avalanche.evaluation.metrics import accuracy_metrics
+from avalanche.training import Naive
+from avalanche.training.plugins import EvaluationPlugin
+from nflows.flows import Flow
+
+from avalanche_hsf.benchmarks import LabelledTensors, build_benchmark
+from avalanche_hsf.errors import NotTrainedError
+from avalanche_hsf.models.hsf import HSFModel, HSFTarget
+from avalanche_hsf.plugins.hsf import HSFPlugin
+
+
+def make_model(in_features=64, num_outputs=2, infer_task=False, inference="flow", **target_kwargs):
+    target = HSFTarget(in_features, num_outputs, hidden=32, latent_dim=4, **target_kwargs)
+    return HSFModel(target, embedding_dim=8, chunk_size=256, hnet_hidden=32, infer_task=infer_task,
+                    inference=inference)
+
+
+def make_strategy(model, beta=0.1, gamma=0.1, epochs=2, lr=1e-3):
+    return Naive(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=lr),
+                 criterion=torch.nn.CrossEntropyLoss(), train_mb_size=32, train_epochs=epochs,
+                 eval_mb_size=256, plugins=[HSFPlugin(beta=beta, gamma=gamma)],
+                 evaluator=EvaluationPlugin(accuracy_metrics(experience=True), loggers=[]))
+
+
+@pytest.fixture(scope="module")
+def digits_til():
+    return build_benchmark("split_digits", "task-il", {"n_experiences": 5})
+
+
+def test_generated_parameters_match_the_target():
+    model = make_model()
+    model.add_task(0)
+    params = model.hnet.unflatten(model.generate(0))
+    assert {n: p.shape for n, p in params.items()} == {n: p.shape for n, p in model.target.named_parameters()}
+    assert model.compression_ratio == pytest.approx(
+        sum(p.numel() for p in model.hnet.parameters()) / sum(p.numel() for p in model.target.parameters()))
+
+
+def test_gradients_reach_hypernetwork_and_current_embedding_only(digits_til):
+    torch.manual_seed(0)
+    model = make_model()
+    strategy = make_strategy(model, epochs=1)
+    strategy.train(digits_til.train_stream[0])
+    plugin = strategy.plugins[0]
+    strategy.experience = digits_til.train_stream[1]
+    plugin.before_training_exp(strategy)  # task 1 becomes current, task 0 frozen
+    x, _, t = next(iter(torch.utils.data.DataLoader(digits_til.train_stream[1].dataset, batch_size=16)))
+    model.zero_grad()
+    model(x, t).sum().backward()
+    assert model.task_embeddings["1"].grad is not None and model.task_embeddings["1"].grad.abs().sum() > 0
+    assert model.task_embeddings["0"].grad is None and not model.task_embeddings["0"].requires_grad
+    assert model.hnet.chunk_embeddings.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.target.parameters())  # the template is never trained
+
+
+@pytest.mark.parametrize("beta, bound", [(0.1, 0.05), (0.0, None)])
+def test_output_regularizer_protects_old_task_weights(digits_til, beta, bound):
+    torch.manual_seed(0)
+    model = make_model()
+    strategy = make_strategy(model, beta=beta, epochs=3)
+    strategy.train(digits_til.train_stream[0])
+    before = model.generate(0).detach().clone()
+    strategy.train(digits_til.train_stream[1])
+    drift = ((model.generate(0).detach() - before).norm() / before.norm()).item()
+    if bound is not None:
+        assert drift < bound
+    else:
+        assert drift > 0.05  # unprotected, the shared hypernetwork moves task 0's weights
+
+
+def test_protected_model_keeps_task_zero_accuracy(digits_til):
+    torch.manual_seed(0)
+    model = make_model()
+    strategy = make_strategy(model, beta=0.1, epochs=3, lr=3e-3)
+    key = "Top1_Acc_Exp/eval_phase/test_stream/Task000/Exp000"
+    strategy.train(digits_til.train_stream[0])
+    first = strategy.eval([digits_til.test_stream[0]])[key]
+    for experience in digits_til.train_stream[1:3]:
+        strategy.train(experience)
+    assert first > 0.9
+    assert strategy.eval([digits_til.test_stream[0]])[key] >= first - 0.02
+
+
+def test_sde_goes_through_torchsde_and_is_stochastic():
+    torch.manual_seed(0)
+    target = HSFTarget(6, 2, hidden=16, latent_dim=4, max_diffusion=0.5, sde_samples=8)
+    z0 = torch.randn(5, 4)
+    target.train()
+    assert not torch.equal(target.evolve(z0), target.evolve(z0))  # Brownian noise
+    target.eval()
+    assert target.evolve(z0).shape == (8, 5, 4)  # K paths at evaluation
+    deterministic = HSFTarget(6, 2, hidden=16, latent_dim=4, use_sde=False)
+    assert torch.equal(deterministic.evolve(z0)[0], z0)
+
+
+def test_flow_log_prob_comes_from_nflows_and_prefers_its_own_samples():
+    torch.manual_seed(0)
+    target = HSFTarget(6, 2, hidden=16, latent_dim=4)
+    assert isinstance(target.flow, Flow)
+    with torch.no_grad():
+        samples = target.flow.sample(500)
+        assert target.log_prob(samples).mean() > target.log_prob(samples + 4.0).mean() + 1.0
+
+
+def _two_separated_tasks():
+    torch.manual_seed(0)
+    centres = (torch.full((8,), 3.0), torch.full((8,), -3.0))
+    xs, ys = [], []
+    for task, centre in enumerate(centres):
+        x = centre + torch.randn(400, 8)
+        xs.append(x)
+        ys.append(2 * task + (x[:, 0] > centre[0]).long())  # two classes per task
+    x, y = torch.cat(xs), torch.cat(ys)
+    train = LabelledTensors(x[::2], y[::2])
+    test = LabelledTensors(x[1::2], y[1::2])
+    return nc_benchmark(train, test, 2, task_labels=False, shuffle=False, fixed_class_order=[0, 1, 2, 3])
+
+
+@pytest.fixture(scope="module")
+def trained_on_separated_tasks():
+    benchmark = _two_separated_tasks()
+    torch.manual_seed(0)
+    model = make_model(in_features=8, num_outputs=4, infer_task=True)
+    strategy = make_strategy(model, epochs=5, gamma=1.0, lr=3e-3)
+    for experience in benchmark.train_stream:
+        strategy.train(experience)
+    model.eval()
+    test_inputs = [torch.stack([benchmark.test_stream[i].dataset[k][0] for k in range(200)]) for i in range(2)]
+    return model, test_inputs
+
+
+def test_flow_task_inference_picks_the_right_task(trained_on_separated_tasks):
+    model, test_inputs = trained_on_separated_tasks
+    with torch.no_grad():
+        for task, x in enumerate(test_inputs):
+            logits = model(x)
+            assert (model.inferred_tasks == task).float().mean() > 0.9
+            # Each prediction is one of its inferred task's classes, in the global class space.
+            for prediction, inferred in zip(logits.argmax(1).tolist(), model.inferred_tasks.tolist()):
+                assert prediction in model.class_sets[inferred]
+
+
+def test_entropy_scores_are_negative_entropies(trained_on_separated_tasks):
+    model, test_inputs = trained_on_separated_tasks
+    model.inference = "entropy"
+    try:
+        scores = model.task_scores(test_inputs[0])
+    finally:
+        model.inference = "flow"
+    assert scores.shape == (200, 2)
+    assert (scores <= 1e-6).all() and (scores >= -torch.log(torch.tensor(2.0)) - 1e-6).all()
+
+
+def test_class_il_evaluation_before_learning_is_a_clear_error():
+    model = make_model(infer_task=True)
+    model.eval()
+    with pytest.raises(NotTrainedError, match="at least one learned task"):
+        model(torch.randn(3, 1, 8, 8))
+
+
+def test_mismatched_input_shape_is_a_clear_error():
+    model = make_model()
+    with pytest.raises(ValueError, match="expects 64"):
+        model(torch.randn(3, 1, 28, 28), torch.zeros(3, dtype=torch.long))
+
+
+def test_nan_loss_is_reported_and_never_stored_as_a_target(digits_til):
+    torch.manual_seed(0)
+    model = make_model()
+    strategy = make_strategy(model, epochs=1)
+    strategy.train(digits_til.train_stream[0])
+    plugin = strategy.plugins[0]
+    good = model.generate(0).detach().clone()
+    with torch.no_grad():
+        model.hnet.chunk_embeddings.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="task 0 is not finite"):
+        strategy.train(digits_til.train_stream[1])
+    assert all(torch.isfinite(t).all() for t in plugin.targets.values())
+    assert torch.isfinite(good).all()
