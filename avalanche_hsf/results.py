@@ -2,22 +2,18 @@
 
 import numpy as np
 
-SCALARS = ("acc", "bwt", "fwt", "train_seconds", "peak_rss_mb")
-
-
 def aggregate_seeds(runs: list[dict]) -> dict:
-    """Mean over seeds of the matrix and scalars, each with a `_std` sibling."""
-    matrices = np.array([r["acc_matrix"] for r in runs])
-    out = {
-        "acc_matrix": matrices.mean(0).tolist(),
-        "acc_matrix_std": matrices.std(0).tolist(),
-        "initial_acc": np.mean([r["initial_acc"] for r in runs], 0).tolist(),
-    }
-    for key in SCALARS:
-        values = [r[key] for r in runs]
-        out[key], out[f"{key}_std"] = float(np.mean(values)), float(np.std(values))
-    out["forgetting"] = np.mean([r["forgetting"] for r in runs], 0).tolist()
-    out["extra_state_bytes_per_task"] = int(round(np.mean([r["extra_state_bytes_per_task"] for r in runs])))
+    """Mean over seeds of every matrix, list and scalar, each with a `_std` sibling."""
+    out = {}
+    for key, value in runs[0].items():
+        if key in ("seed", "hparams") or isinstance(value, bool):
+            continue
+        values = np.array([r[key] for r in runs], dtype=float)
+        if isinstance(value, int):  # a count of bytes stays a count
+            out[key] = int(round(values.mean()))
+            continue
+        mean, std = values.mean(0), values.std(0)
+        out[key], out[f"{key}_std"] = (mean.tolist(), std.tolist()) if values.ndim > 1 else (float(mean), float(std))
     out["hparams"] = runs[0]["hparams"]
     out["per_seed"] = runs
     return out
@@ -31,6 +27,8 @@ def _human_bytes(n: int) -> str:
 
 
 def format_table(results: dict) -> str:
+    if results.get("task") == "regression":
+        return _format_regression_table(results)
     header = f"{'strategy':<16}{'ACC':>16}{'BWT':>9}{'FWT':>9}{'time (s)':>10}{'peak RSS':>10}{'state/task':>12}"
     lines = [f"{results['scenario']} ({results['setting']}, seeds {results['seeds']})", header, "-" * len(header)]
     for name, r in results["strategies"].items():
@@ -40,4 +38,19 @@ def format_table(results: dict) -> str:
             f"{_human_bytes(r['extra_state_bytes_per_task']):>12}"
         )
     lines.append("ACC/BWT/FWT in accuracy points; time is training wall-clock per seed.")
+    return "\n".join(lines)
+
+
+def _format_regression_table(results: dict) -> str:
+    header = (f"{'strategy':<16}{'avg MSE':>20}{'avg forget':>12}{'task-0 forget':>15}{'time (s)':>10}"
+              f"{'peak RSS':>10}{'state/task':>12}")
+    lines = [f"{results['scenario']} ({results['setting']}, regression, seeds {results['seeds']})", header,
+             "-" * len(header)]
+    for name, r in results["strategies"].items():
+        task0 = r["forgetting"][0] if r["forgetting"] else 0.0
+        lines.append(
+            f"{name:<16}{r['avg_mse']:>11.4f} ± {r['avg_mse_std']:<6.4f}{r['avg_forgetting']:>12.4f}{task0:>15.4f}"
+            f"{r['train_seconds']:>10.1f}{r['peak_rss_mb']:>8.0f}MB{_human_bytes(r['extra_state_bytes_per_task']):>12}"
+        )
+    lines.append("MSE on each task's test points (lower is better); forgetting is the increase in MSE.")
     return "\n".join(lines)

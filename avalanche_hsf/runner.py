@@ -4,6 +4,7 @@ The test stream is evaluated once before training and after every training exper
 which gives the accuracy matrix R and the untrained accuracies that FWT needs.
 """
 
+import math
 import re
 import time
 from dataclasses import replace
@@ -17,18 +18,18 @@ from avalanche.training.plugins import EvaluationPlugin
 from tqdm.auto import tqdm
 
 from . import metrics
-from .benchmarks import build_benchmark
+from .benchmarks import BENCHMARKS, build_benchmark
 from .errors import NotTrainedError, UserError
 from .files import atomic_write_json, ensure_writable_dir
 from .models import build_model
-from .plots import comparison_figure, matrix_figure, save_figure
+from .plots import comparison_figure, first_task_curve_figure, matrix_figure, save_figure
 from .resources import peak_rss_mb, reset_peak_rss
 from .results import aggregate_seeds
 from .scenario import Scenario
 from .state_size import state_bytes
 from .strategies import STRATEGIES, build_strategy, validate_strategy
 
-_EXP_ACC = re.compile(r"^Top1_Acc_Exp/eval_phase/test_stream/Task\d+/Exp(\d+)$")
+_EXP_METRIC = re.compile(r"^(Top1_Acc_Exp|Loss_Exp)/eval_phase/test_stream/Task\d+/Exp(\d+)$")
 
 
 def make_optimizer_factory(training):
@@ -39,13 +40,15 @@ def make_optimizer_factory(training):
     return make
 
 
-def stream_accuracies(strategy, stream) -> list[float]:
-    """Accuracy on each experience of `stream`, read from Avalanche's own metrics."""
+def stream_scores(strategy, stream, regression: bool = False) -> list[float]:
+    """Accuracy (or, for regression, the MSE loss) on each experience of `stream`, read from
+    Avalanche's own metrics."""
+    wanted = "Loss_Exp" if regression else "Top1_Acc_Exp"
     found = {}
     for key, value in strategy.eval(stream).items():
-        match = _EXP_ACC.match(key)
-        if match:
-            found[int(match.group(1))] = float(value)
+        match = _EXP_METRIC.match(key)
+        if match and match.group(1) == wanted:
+            found[int(match.group(2))] = float(value)
     return [found[i] for i in range(len(stream))]
 
 
@@ -60,29 +63,32 @@ def run_strategy_seed(scenario: Scenario, benchmark, strategy_name: str, seed: i
     entry = STRATEGIES[strategy_name]
     hparams = {**entry.defaults, **scenario.strategies.get(strategy_name, {})}
     training = replace(scenario.training, **{k: hparams[k] for k in entry.training_params})
+    regression = BENCHMARKS[scenario.benchmark].regression
     input_shape = tuple(benchmark.train_stream[0].dataset[0][0].shape)
+    # Regression benchmarks here are autoencoding: the output has the input's size.
+    num_outputs = math.prod(input_shape) if regression else head_size(benchmark)
     if entry.build_model is not None:
-        model = entry.build_model(scenario.model, input_shape, head_size(benchmark), scenario.setting,
+        model = entry.build_model(scenario.model, input_shape, num_outputs, scenario.setting,
                                   **{k: hparams[k] for k in entry.model_params})
     else:
-        model = build_model(scenario.model, input_shape, head_size(benchmark),
+        model = build_model(scenario.model, input_shape, num_outputs,
                             multi_head=scenario.setting == "task-il" and entry.multi_head)
     tb_logger = TensorboardLogger(tb_log_dir=str(log_dir))
     loggers = [tb_logger] + ([InteractiveLogger()] if verbose else [])
-    evaluator = EvaluationPlugin(accuracy_metrics(epoch=True, experience=True, stream=True),
-                                 loss_metrics(epoch=True, experience=True, stream=True),
+    scores = [] if regression else [accuracy_metrics(epoch=True, experience=True, stream=True)]
+    evaluator = EvaluationPlugin(*scores, loss_metrics(epoch=True, experience=True, stream=True),
                                  loggers=loggers)
     strategy, hparams = build_strategy(
         strategy_name, scenario.strategies.get(strategy_name, {}), model=model,
         make_optimizer=make_optimizer_factory(training),
-        criterion=torch.nn.CrossEntropyLoss(), train_mb_size=scenario.training.batch_size,
+        criterion=torch.nn.MSELoss() if regression else torch.nn.CrossEntropyLoss(), train_mb_size=scenario.training.batch_size,
         train_epochs=scenario.training.epochs, eval_mb_size=scenario.training.eval_batch_size,
         device=device, evaluator=evaluator,
     )
 
     reset_peak_rss()
     try:
-        initial = stream_accuracies(strategy, benchmark.test_stream)
+        initial = stream_scores(strategy, benchmark.test_stream, regression)
     except NotTrainedError:  # e.g. HSF's task inference with no task learned: it predicts nothing
         initial = [0.0] * len(benchmark.test_stream)
     matrix, train_seconds = [], 0.0
@@ -92,29 +98,37 @@ def run_strategy_seed(scenario: Scenario, benchmark, strategy_name: str, seed: i
         start = time.perf_counter()
         strategy.train(experience)
         train_seconds += time.perf_counter() - start
-        matrix.append(stream_accuracies(strategy, benchmark.test_stream))
+        matrix.append(stream_scores(strategy, benchmark.test_stream, regression))
     peak = peak_rss_mb()
 
     extra = state_bytes(entry.state(strategy), exclude=(strategy.model, strategy.optimizer, strategy))
+    if regression:
+        scored = {"mse_matrix": matrix, "initial_mse": initial, **metrics.summarize_regression(matrix)}
+    else:
+        scored = {"acc_matrix": matrix, "initial_acc": initial, **metrics.summarize(matrix, initial)}
     result = {
-        "seed": seed, "acc_matrix": matrix, "initial_acc": initial,
-        **metrics.summarize(matrix, initial),
+        "seed": seed, **scored,
         "train_seconds": train_seconds, "peak_rss_mb": peak,
         "extra_state_bytes_per_task": extra // len(matrix),
         "hparams": hparams,
     }
-    _log_summary(tb_logger, result, strategy_name, scenario)
+    _log_summary(tb_logger, result, strategy_name, scenario, regression)
     return result
 
 
-def _log_summary(tb_logger, result, strategy_name, scenario):
+def _log_summary(tb_logger, result, strategy_name, scenario, regression):
     writer = tb_logger.writer
-    writer.add_figure("accuracy_matrix", matrix_figure(result["acc_matrix"], f"{strategy_name}, seed {result['seed']}"))
+    title = f"{strategy_name}, seed {result['seed']}"
+    if regression:
+        writer.add_figure("mse_matrix", matrix_figure(result["mse_matrix"], title, regression=True))
+        summary = {"hparam/avg_mse": result["avg_mse"], "hparam/avg_forgetting": result["avg_forgetting"]}
+    else:
+        writer.add_figure("accuracy_matrix", matrix_figure(result["acc_matrix"], title))
+        summary = {"hparam/acc": result["acc"], "hparam/bwt": result["bwt"], "hparam/fwt": result["fwt"]}
     hparams = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in result["hparams"].items()}
     hparams.update(strategy=strategy_name, seed=result["seed"], epochs=scenario.training.epochs,
                    lr=scenario.training.lr, batch_size=scenario.training.batch_size)
-    writer.add_hparams(hparams, {"hparam/acc": result["acc"], "hparam/bwt": result["bwt"],
-                                 "hparam/fwt": result["fwt"]}, run_name=".")
+    writer.add_hparams(hparams, summary, run_name=".")
     writer.close()
 
 
@@ -136,15 +150,21 @@ def run_scenario(scenario: Scenario, out_dir, strategies=None, seeds=None, epoch
     out_dir = Path(out_dir) / scenario.name
     ensure_writable_dir(out_dir)
     benchmark = build_benchmark(scenario.benchmark, scenario.setting, scenario.benchmark_params, dataset_root)
-    results = {"scenario": scenario.name, "setting": scenario.setting, "seeds": seeds, "strategies": {}}
+    regression = BENCHMARKS[scenario.benchmark].regression
+    matrix_key = "mse_matrix" if regression else "acc_matrix"
+    results = {"scenario": scenario.name, "setting": scenario.setting, "task": "regression" if regression
+               else "classification", "seeds": seeds, "strategies": {}}
     for name in strategies:
         runs = [run_strategy_seed(scenario, benchmark, name, seed, out_dir / name / f"seed{seed}",
                                   device=device, verbose=verbose, progress=progress)
                 for seed in seeds]
         results["strategies"][name] = aggregate_seeds(runs)
-        save_figure(matrix_figure(results["strategies"][name]["acc_matrix"], f"{scenario.name}: {name}"),
-                    out_dir / f"acc_matrix_{name}.png")
+        save_figure(matrix_figure(results["strategies"][name][matrix_key], f"{scenario.name}: {name}", regression),
+                    out_dir / f"{matrix_key}_{name}.png")
         # Rewritten atomically after every strategy, so an interruption keeps what was finished.
         atomic_write_json(out_dir / "results.json", results)
-    save_figure(comparison_figure(results["strategies"], scenario.name), out_dir / "comparison.png")
+    if regression:
+        save_figure(first_task_curve_figure(results["strategies"], scenario.name), out_dir / "task0_mse.png")
+    else:
+        save_figure(comparison_figure(results["strategies"], scenario.name), out_dir / "comparison.png")
     return results

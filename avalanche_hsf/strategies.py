@@ -15,6 +15,7 @@ from avalanche.training.templates.base_sgd import PeriodicEval
 from torch import nn
 
 from .errors import UserError
+from .models import build_mlp_autoencoder
 from .models.hsf import build_hsf_model
 from .models.piggyback import MASK_INIT, THRESHOLD, piggyback
 from .plugins import MASPlugin
@@ -48,7 +49,7 @@ def _piggyback_check(hparams, training):
 
 _HSF_MODEL_DEFAULTS = {"latent_dim": 8, "embedding_dim": 16, "chunk_size": 1024, "hnet_hidden": 64,
                        "use_sde": True, "use_flow": True, "inference": "flow", "sde_steps": 10,
-                       "max_diffusion": 0.1}
+                       "max_diffusion": 0.1, "sde_samples": 1, "head_hidden": 0}
 
 
 def _hsf_check(hparams, training):
@@ -135,6 +136,8 @@ STRATEGIES = {
     "hsf_nosde": _hsf("HSF ablation: no latent SDE (the head reads z0 directly)", use_sde=False),
     "hsf_noflow": _hsf("HSF ablation: no flow; tasks inferred by lowest predictive entropy",
                        use_flow=False, gamma=0.0, inference="entropy"),
+    "mlp_ae": StrategyEntry("the seed benchmark's plain MLP autoencoder, trained sequentially (regression)",
+                            build_model=build_mlp_autoencoder),
 }
 
 

@@ -2,8 +2,11 @@ import textwrap
 import warnings
 
 import pytest
+import torch
 
 warnings.filterwarnings("ignore")
+# The test models are tiny: extra threads only add OpenMP overhead on a 2-core CI machine.
+torch.set_num_threads(1)
 
 
 def scenario_text(setting="task-il", benchmark="split_digits", strategies=("naive",), epochs=1, seeds="[0]",

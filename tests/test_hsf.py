@@ -182,3 +182,24 @@ def test_nan_loss_is_reported_and_never_stored_as_a_target(digits_til):
         strategy.train(digits_til.train_stream[1])
     assert all(torch.isfinite(t).all() for t in plugin.targets.values())
     assert torch.isfinite(good).all()
+
+
+def test_seed_curves_regulariser_keeps_task_zero_reconstruction(tmp_path):
+    """A short real run of the seed benchmark: protecting the hypernetwork's outputs keeps task 0."""
+    from avalanche_hsf import load_scenario
+    from avalanche_hsf.runner import run_scenario
+
+    results = run_scenario(load_scenario("seed_curves"), tmp_path, strategies=["hsf", "hsf_noreg"], seeds=[0],
+                           epochs=30, progress=False)
+    assert results["task"] == "regression"
+    hsf, noreg = results["strategies"]["hsf"], results["strategies"]["hsf_noreg"]
+    R = hsf["mse_matrix"]
+    assert len(R) == 5 and all(len(row) == 5 for row in R)
+    assert R[0][0] < 0.05  # task 0 was learned
+    task0_forgetting = {name: run["mse_matrix"][-1][0] - run["mse_matrix"][0][0] for name, run in (("hsf", hsf),
+                                                                                                  ("noreg", noreg))}
+    assert task0_forgetting["noreg"] > 0.2  # the unprotected hypernetwork overwrites task 0
+    assert task0_forgetting["hsf"] < 0.2 * task0_forgetting["noreg"]
+    assert hsf["avg_forgetting"] < 0.3 * noreg["avg_forgetting"]
+    assert hsf["avg_mse"] == pytest.approx(sum(R[-1]) / 5)
+    assert (tmp_path / "seed_curves" / "task0_mse.png").exists()

@@ -12,7 +12,7 @@ import math
 
 import torch
 import torchsde
-from avalanche.models import MultiTaskModule
+from avalanche.models import DynamicModule, MultiTaskModule
 from nflows.distributions import StandardNormal
 from nflows.flows import Flow
 from nflows.transforms import AffineCouplingTransform, CompositeTransform, ReversePermutation
@@ -88,15 +88,16 @@ class HSFTarget(nn.Module):
     def __init__(self, in_features: int, num_outputs: int, hidden: int = 100, latent_dim: int = 8,
                  use_sde: bool = True, use_flow: bool = True, sde_method: str = "euler",
                  sde_steps: int = 10, horizon: float = 1.0, max_diffusion: float = 0.1,
-                 flow_layers: int = 4, sde_samples: int = 1):
+                 flow_layers: int = 4, sde_samples: int = 1, head_hidden: int = 0):
         super().__init__()
         if latent_dim < 2 and use_flow:
             raise ValueError("the coupling flow needs latent_dim >= 2")
         self.encoder = nn.Sequential(nn.Flatten(), _mlp([in_features, hidden, latent_dim]))
         self.sde = LatentSDE(latent_dim, hidden, max_diffusion) if use_sde else None
         self.flow = _coupling_flow(latent_dim, hidden // 2, flow_layers) if use_flow else None
-        self.head = nn.Linear(latent_dim, num_outputs)
-        self.in_features, self.latent_dim = in_features, latent_dim
+        # A linear classifier head, or an MLP decoder for reconstruction (head_hidden > 0).
+        self.head = _mlp([latent_dim, head_hidden, num_outputs]) if head_hidden else nn.Linear(latent_dim, num_outputs)
+        self.in_features, self.num_outputs, self.latent_dim = in_features, num_outputs, latent_dim
         self.sde_method, self.sde_samples = sde_method, sde_samples
         self.register_buffer("sde_times", torch.tensor([0.0, horizon]), persistent=False)
         self.sde_dt = horizon / sde_steps
@@ -112,7 +113,11 @@ class HSFTarget(nn.Module):
             return z0.unsqueeze(0)
         samples = 1 if self.training else self.sde_samples
         z = z0.repeat(samples, 1)
-        z_T = torchsde.sdeint(self.sde, z, self.sde_times, method=self.sde_method, dt=self.sde_dt)[-1]
+        # Brownian entropy drawn from torch's RNG, so a seeded run is reproducible.
+        brownian = torchsde.BrownianInterval(
+            t0=float(self.sde_times[0]), t1=float(self.sde_times[-1]), size=z.shape, dtype=z.dtype,
+            device=z.device, entropy=int(torch.randint(2 ** 31 - 1, ()).item()))
+        z_T = torchsde.sdeint(self.sde, z, self.sde_times, bm=brownian, method=self.sde_method, dt=self.sde_dt)[-1]
         return z_T.view(samples, *z0.shape)
 
     def forward(self, x, mode: str = "predict", latent_stats=None):
@@ -209,6 +214,14 @@ class HSFModel(MultiTaskModule):
         """Trainable hypernetwork parameters (without embeddings) / generated target parameters."""
         return sum(p.numel() for p in self.hnet.parameters()) / self.hnet.num_target_params
 
+    def adaptation(self, experience):
+        if hasattr(experience, "classes_in_this_experience"):
+            return super().adaptation(experience)
+        # A regression experience has no classes to count: record its task label only.
+        DynamicModule.adaptation(self, experience)
+        if self.training:
+            self.known_train_tasks_labels |= set(experience.task_labels)
+
     def get_extra_state(self):
         return {"class_sets": self.class_sets, "latent_stats": self.latent_stats}
 
@@ -251,7 +264,17 @@ class HSFModel(MultiTaskModule):
             return self.infer(x)
         if self.infer_task:
             return self._masked(self.run_target(self.training_task, x), self.training_classes)
-        return super().forward(x, task_labels)
+        # Not MultiTaskModule.forward: it sizes outputs by classes, which regression has none of.
+        if isinstance(task_labels, int):
+            return self.forward_single_task(x, task_labels)
+        tasks = task_labels.unique().tolist()
+        if len(tasks) == 1:
+            return self.forward_single_task(x, tasks[0])
+        outputs = {task: self.forward_single_task(x[task_labels == task], task) for task in tasks}
+        out = x.new_zeros(len(x), max(o.shape[1] for o in outputs.values()))
+        for task, output in outputs.items():
+            out[task_labels == task, : output.shape[1]] = output
+        return out
 
     def forward_single_task(self, x, task_label):
         self.add_task(int(task_label))  # evaluation on a task not trained yet: a fresh embedding
@@ -288,7 +311,7 @@ class HSFModel(MultiTaskModule):
                                "without task labels")
         chosen = self.task_scores(x).argmax(dim=1)
         self.inferred_tasks = torch.tensor(self.learned_tasks, device=x.device)[chosen]
-        out = torch.full((x.shape[0], self.target.head.out_features), -1e4, device=x.device)
+        out = torch.full((x.shape[0], self.target.num_outputs), -1e4, device=x.device)
         for index, task in enumerate(self.learned_tasks):
             rows = chosen == index
             if rows.any():
@@ -301,9 +324,11 @@ class HSFModel(MultiTaskModule):
 def build_hsf_model(spec, input_shape, num_outputs: int, setting: str, *, latent_dim: int = 8,
                     embedding_dim: int = 16, chunk_size: int = 1024, hnet_hidden: int = 64,
                     use_sde: bool = True, use_flow: bool = True, inference: str = "flow",
-                    sde_steps: int = 10, max_diffusion: float = 0.1) -> HSFModel:
+                    sde_steps: int = 10, max_diffusion: float = 0.1, sde_samples: int = 1,
+                    head_hidden: int = 0) -> HSFModel:
     """An HSF model for a scenario's model spec; the task is inferred unless the setting is task-IL."""
     target = HSFTarget(math.prod(input_shape), num_outputs, hidden=spec.hidden_size, latent_dim=latent_dim,
-                       use_sde=use_sde, use_flow=use_flow, sde_steps=sde_steps, max_diffusion=max_diffusion)
+                       use_sde=use_sde, use_flow=use_flow, sde_steps=sde_steps, max_diffusion=max_diffusion,
+                       sde_samples=sde_samples, head_hidden=head_hidden)
     return HSFModel(target, embedding_dim=embedding_dim, chunk_size=chunk_size, hnet_hidden=hnet_hidden,
                     infer_task=setting != "task-il", inference=inference)

@@ -34,3 +34,14 @@ def build_model(spec: ModelSpec, input_shape, num_outputs: int, multi_head: bool
     else:
         model = SmallCNN(input_shape[0], num_outputs, spec.hidden_size, spec.drop_rate)
     return as_multitask(model, "classifier") if multi_head else model
+
+
+def build_mlp_autoencoder(spec: ModelSpec, input_shape, num_outputs: int, setting: str) -> nn.Module:
+    """The seed benchmark's baseline: d -> 64 -> 64 -> 24 -> 64 -> 64 -> d with GELU (REFERENCE §2).
+
+    One network shared by all tasks (no task-specific part), trained sequentially."""
+    sizes = [math.prod(input_shape), 64, 64, 24, 64, 64, num_outputs]
+    layers = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(n_in, n_out), nn.GELU()]
+    return nn.Sequential(nn.Flatten(), *layers[:-1])

@@ -84,7 +84,8 @@ class HSFPlugin(SupervisedPlugin):
 
     def after_training_exp(self, strategy, **kwargs):
         model = self._model(strategy)
-        model.class_sets[self.current_task] = sorted(strategy.experience.classes_in_this_experience)
+        # Regression experiences have no classes; the task still counts as learned.
+        model.class_sets[self.current_task] = sorted(getattr(strategy.experience, "classes_in_this_experience", []))
         was_training = model.training
         model.eval()
         loader = DataLoader(strategy.experience.dataset.eval(), batch_size=256)
