@@ -5,7 +5,7 @@ import os
 import sys
 import warnings
 
-from .errors import UserError
+from .errors import DivergedError, UserError
 
 
 def _int_list(text: str) -> list[int]:
@@ -42,6 +42,9 @@ def make_parser() -> argparse.ArgumentParser:
     run.add_argument("--dataset-root", help="where full benchmarks' data lives")
     run.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     run.add_argument("--threads", type=int, help="torch CPU threads (1 is fastest for tiny models on a busy machine)")
+    run.add_argument("--checkpoint-dir", help="save after every training experience; rerun the same command "
+                     "to resume an interrupted run")
+    run.add_argument("--deterministic", action="store_true", help="use only deterministic torch kernels")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--verbose", action="store_true", help="also print Avalanche's per-metric log")
     sub.add_parser("list", help="list scenarios and strategies")
@@ -82,9 +85,14 @@ def _run(args) -> None:
         torch.set_num_threads(args.threads)
     results = run_scenario(scenario, args.out, strategies=args.strategies, seeds=args.seeds, epochs=args.epochs,
                            dataset_root=args.dataset_root, device=args.device, verbose=args.verbose,
-                           progress=not args.quiet)
+                           progress=not args.quiet, checkpoint_dir=args.checkpoint_dir,
+                           deterministic=args.deterministic)
     print(format_table(results))
     print(f"results, plots and TensorBoard logs: {os.path.join(args.out, scenario.name)}")
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())
 
 
 def main(argv=None) -> int:
@@ -93,16 +101,20 @@ def main(argv=None) -> int:
     try:
         _run(args) if args.command == "run" else _list()
     except UserError as err:
-        print(f"avalanche-hsf: error: {err}", file=sys.stderr)
+        print(f"avalanche-hsf: error: {_one_line(err)}", file=sys.stderr)
         return 2
+    except DivergedError as err:
+        print(f"avalanche-hsf: error: training diverged: {_one_line(err)}", file=sys.stderr)
+        return 3
     except Exception as err:  # a bug, not bad input: still one line, with the way to see more
         if os.environ.get("AVALANCHE_HSF_DEBUG"):
             raise
-        print(f"avalanche-hsf: internal error: {type(err).__name__}: {err} "
+        print(f"avalanche-hsf: internal error: {type(err).__name__}: {_one_line(err)} "
               "(set AVALANCHE_HSF_DEBUG=1 for the traceback)", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("avalanche-hsf: interrupted; results.json holds the strategies that finished", file=sys.stderr)
+        print("avalanche-hsf: interrupted; results.json holds the strategies that finished "
+              "(with --checkpoint-dir, rerun the same command to resume)", file=sys.stderr)
         return 130
     return 0
 

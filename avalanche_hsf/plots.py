@@ -68,6 +68,7 @@ def first_task_curve_figure(strategies: dict, title: str):
         curve = [row[0] for row in r["mse_matrix"]]
         ax.plot(range(1, len(curve) + 1), curve, marker="o", label=name)
     ax.set_yscale("log")
+    ax.set_xticks(range(1, max(len(r["mse_matrix"]) for r in strategies.values()) + 1))
     ax.set_xlabel("tasks learned")
     ax.set_ylabel("MSE on task 0")
     ax.set_title(title)

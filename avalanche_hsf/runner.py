@@ -5,9 +5,10 @@ which gives the accuracy matrix R and the untrained accuracies that FWT needs.
 """
 
 import math
+import os
 import re
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -19,10 +20,12 @@ from tqdm.auto import tqdm
 
 from . import metrics
 from .benchmarks import BENCHMARKS, build_benchmark
-from .errors import NotTrainedError, UserError
+from .checkpoint import RunCheckpoint, RunProgress
+from .errors import DivergedError, NotTrainedError, UserError
 from .files import atomic_write_json, ensure_writable_dir
 from .models import build_model
 from .plots import comparison_figure, first_task_curve_figure, matrix_figure, save_figure
+from .plugins import FiniteLossGuard
 from .resources import peak_rss_mb, reset_peak_rss
 from .results import aggregate_seeds
 from .scenario import Scenario
@@ -56,9 +59,20 @@ def head_size(benchmark) -> int:
     return 1 + max(max(exp.classes_in_this_experience) for exp in benchmark.train_stream)
 
 
+def run_config(scenario: Scenario, strategy_name: str, hparams: dict, seed: int) -> dict:
+    """Everything that determines a run's numbers; a checkpoint only resumes the same run."""
+    return {"scenario": scenario.name, "setting": scenario.setting, "benchmark": scenario.benchmark,
+            "benchmark_params": scenario.benchmark_params, "model": asdict(scenario.model),
+            "training": asdict(scenario.training), "strategy": strategy_name, "hparams": hparams, "seed": seed}
+
+
 def run_strategy_seed(scenario: Scenario, benchmark, strategy_name: str, seed: int, log_dir: Path,
-                      device: str = "cpu", verbose: bool = False, progress: bool = True) -> dict:
-    """Train one strategy on one seed; returns its accuracy matrix and measurements."""
+                      device: str = "cpu", verbose: bool = False, progress: bool = True,
+                      checkpoint_path: Path | None = None) -> dict:
+    """Train one strategy on one seed; returns its accuracy matrix and measurements.
+
+    With `checkpoint_path`, the run resumes from the last experience saved there and saves
+    after every training experience."""
     RNGManager.set_random_seeds(seed)
     entry = STRATEGIES[strategy_name]
     hparams = {**entry.defaults, **scenario.strategies.get(strategy_name, {})}
@@ -73,45 +87,56 @@ def run_strategy_seed(scenario: Scenario, benchmark, strategy_name: str, seed: i
     else:
         model = build_model(scenario.model, input_shape, num_outputs,
                             multi_head=scenario.setting == "task-il" and entry.multi_head)
-    tb_logger = TensorboardLogger(tb_log_dir=str(log_dir))
-    loggers = [tb_logger] + ([InteractiveLogger()] if verbose else [])
+    loggers = [TensorboardLogger(tb_log_dir=str(log_dir))] + ([InteractiveLogger()] if verbose else [])
     scores = [] if regression else [accuracy_metrics(epoch=True, experience=True, stream=True)]
     evaluator = EvaluationPlugin(*scores, loss_metrics(epoch=True, experience=True, stream=True),
                                  loggers=loggers)
     strategy, hparams = build_strategy(
         strategy_name, scenario.strategies.get(strategy_name, {}), model=model,
-        make_optimizer=make_optimizer_factory(training),
-        criterion=torch.nn.MSELoss() if regression else torch.nn.CrossEntropyLoss(), train_mb_size=scenario.training.batch_size,
-        train_epochs=scenario.training.epochs, eval_mb_size=scenario.training.eval_batch_size,
-        device=device, evaluator=evaluator,
+        make_optimizer=make_optimizer_factory(training), plugins=[FiniteLossGuard()],
+        criterion=torch.nn.MSELoss() if regression else torch.nn.CrossEntropyLoss(),
+        train_mb_size=scenario.training.batch_size, train_epochs=scenario.training.epochs,
+        eval_mb_size=scenario.training.eval_batch_size, device=device, evaluator=evaluator,
     )
 
     reset_peak_rss()
-    try:
-        initial = stream_scores(strategy, benchmark.test_stream, regression)
-    except NotTrainedError:  # e.g. HSF's task inference with no task learned: it predicts nothing
-        initial = [0.0] * len(benchmark.test_stream)
-    matrix, train_seconds = [], 0.0
+    config = run_config(scenario, strategy_name, hparams, seed)
+    checkpoint = RunCheckpoint(checkpoint_path, config) if checkpoint_path else None
+    run = checkpoint.restore(strategy, device) if checkpoint else RunProgress(config)
+    if run.initial is None:
+        try:
+            run.initial = stream_scores(strategy, benchmark.test_stream, regression)
+        except NotTrainedError:  # e.g. HSF's task inference with no task learned: it predicts nothing
+            run.initial = [0.0] * len(benchmark.test_stream)
     experiences = tqdm(benchmark.train_stream, desc=f"{strategy_name} seed {seed}", unit="exp",
-                       leave=False, disable=not progress)
-    for experience in experiences:
+                       leave=False, disable=not progress, initial=len(run.matrix))
+    for index in range(len(run.matrix), len(benchmark.train_stream)):
         start = time.perf_counter()
-        strategy.train(experience)
-        train_seconds += time.perf_counter() - start
-        matrix.append(stream_scores(strategy, benchmark.test_stream, regression))
+        try:
+            strategy.train(benchmark.train_stream[index])
+        except DivergedError as err:
+            raise DivergedError(f"{strategy_name} (seed {seed}), experience {index}: {err}") from err
+        run.train_seconds += time.perf_counter() - start
+        run.matrix.append(stream_scores(strategy, benchmark.test_stream, regression))
+        if checkpoint:
+            checkpoint.save(strategy, run)
+        experiences.update()
+    experiences.close()
     peak = peak_rss_mb()
 
     extra = state_bytes(entry.state(strategy), exclude=(strategy.model, strategy.optimizer, strategy))
+    matrix, initial = run.matrix, run.initial
     if regression:
         scored = {"mse_matrix": matrix, "initial_mse": initial, **metrics.summarize_regression(matrix)}
     else:
         scored = {"acc_matrix": matrix, "initial_acc": initial, **metrics.summarize(matrix, initial)}
     result = {
         "seed": seed, **scored,
-        "train_seconds": train_seconds, "peak_rss_mb": peak,
+        "train_seconds": run.train_seconds, "peak_rss_mb": peak,
         "extra_state_bytes_per_task": extra // len(matrix),
         "hparams": hparams,
     }
+    tb_logger = next(log for log in strategy.evaluator.loggers if isinstance(log, TensorboardLogger))
     _log_summary(tb_logger, result, strategy_name, scenario, regression)
     return result
 
@@ -132,9 +157,20 @@ def _log_summary(tb_logger, result, strategy_name, scenario, regression):
     writer.close()
 
 
+def use_deterministic_algorithms() -> None:
+    """Same seed, same numbers: deterministic kernels everywhere, an error where none exists."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # required by deterministic cuBLAS
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True)
+
+
 def run_scenario(scenario: Scenario, out_dir, strategies=None, seeds=None, epochs=None, dataset_root=None,
-                 device: str = "cpu", verbose: bool = False, progress: bool = True) -> dict:
-    """Run `strategies` (default: all in the file) over `seeds`; write results.json and plots."""
+                 device: str = "cpu", verbose: bool = False, progress: bool = True, checkpoint_dir=None,
+                 deterministic: bool = False) -> dict:
+    """Run `strategies` (default: all in the file) over `seeds`; write results.json and plots.
+
+    With `checkpoint_dir`, every (strategy, seed) run saves after each training experience and a
+    rerun resumes where the last one stopped."""
     if epochs is not None:
         if epochs < 1:
             raise UserError(f"--epochs must be >= 1, got {epochs}")
@@ -147,8 +183,13 @@ def run_scenario(scenario: Scenario, out_dir, strategies=None, seeds=None, epoch
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA device is available on this machine")
 
+    if deterministic:
+        use_deterministic_algorithms()
     out_dir = Path(out_dir) / scenario.name
     ensure_writable_dir(out_dir)
+    if checkpoint_dir is not None:
+        checkpoint_dir = Path(checkpoint_dir) / scenario.name
+        ensure_writable_dir(checkpoint_dir)
     benchmark = build_benchmark(scenario.benchmark, scenario.setting, scenario.benchmark_params, dataset_root)
     regression = BENCHMARKS[scenario.benchmark].regression
     matrix_key = "mse_matrix" if regression else "acc_matrix"
@@ -156,7 +197,8 @@ def run_scenario(scenario: Scenario, out_dir, strategies=None, seeds=None, epoch
                else "classification", "seeds": seeds, "strategies": {}}
     for name in strategies:
         runs = [run_strategy_seed(scenario, benchmark, name, seed, out_dir / name / f"seed{seed}",
-                                  device=device, verbose=verbose, progress=progress)
+                                  device=device, verbose=verbose, progress=progress,
+                                  checkpoint_path=checkpoint_dir and checkpoint_dir / name / f"seed{seed}.ckpt")
                 for seed in seeds]
         results["strategies"][name] = aggregate_seeds(runs)
         save_figure(matrix_figure(results["strategies"][name][matrix_key], f"{scenario.name}: {name}", regression),

@@ -15,6 +15,7 @@ from torch.utils.data import Dataset, TensorDataset
 import avalanche_hsf
 from avalanche_hsf import MASPlugin
 from avalanche_hsf.benchmarks import build_benchmark
+from avalanche_hsf.errors import DivergedError
 from avalanche_hsf.plugins.mas import mas_importance
 from avalanche_hsf.runner import run_scenario
 from avalanche_hsf.strategies import build_strategy
@@ -254,6 +255,6 @@ def test_non_finite_importance_is_refused():
     with torch.no_grad():
         model.net[1].weight[0, 0] = float("nan")
     plugin = MASPlugin()
-    with pytest.raises(ValueError, match="non-finite.*experience 3"):
+    with pytest.raises(DivergedError, match="non-finite.*experience 3"):
         plugin.after_training_exp(fake_strategy(model, TensorDataset(tiny_data()[0]), exp=3))
     assert plugin.importance == {}

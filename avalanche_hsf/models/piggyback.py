@@ -20,6 +20,7 @@ from avalanche.models import MultiTaskModule
 from torch import nn
 from torch.nn import functional as F
 
+from ..errors import DivergedError
 from .bitpack import pack_bits, unpack_bits
 
 MASK_INIT = 1e-2  # the paper's initial real-valued mask score...
@@ -80,8 +81,8 @@ class MaskedWeight(TaskLayer):
             return
         scores = self.scores.pop(str(task))
         if not torch.isfinite(scores).all():
-            raise FloatingPointError(f"Piggyback: the mask scores of task {task} are not finite (NaN or inf); "
-                                     "the masks were not stored. Lower the learning rate.")
+            raise DivergedError(f"Piggyback: the mask scores of task {task} are not finite (NaN or inf); "
+                                "the masks were not stored. Lower the learning rate.")
         self.finished[str(task)] = TaskTensors(mask=pack_bits(scores > self.threshold))
 
     def mask(self, task: int):

@@ -1,6 +1,7 @@
 """Continual-learning plugins for Avalanche strategies."""
 
+from .guard import FiniteLossGuard
 from .mas import MASPlugin
 from .piggyback import PiggybackPlugin
 
-__all__ = ["MASPlugin", "PiggybackPlugin"]
+__all__ = ["FiniteLossGuard", "MASPlugin", "PiggybackPlugin"]

@@ -10,6 +10,7 @@ import torch
 from avalanche.training.plugins import SupervisedPlugin
 from torch.utils.data import DataLoader
 
+from ..errors import DivergedError
 from ..models.hsf import HSFModel
 
 
@@ -56,8 +57,8 @@ class HSFPlugin(SupervisedPlugin):
             targets = {j: model.generate(j).detach().clone() for j in model.learned_tasks if j != task}
         for j, target in targets.items():
             if not torch.isfinite(target).all():
-                raise FloatingPointError(f"HSF: the hypernetwork's output for task {j} is not finite; "
-                                         "refusing to store it as a regularisation target")
+                raise DivergedError(f"HSF: the hypernetwork's output for task {j} is not finite; "
+                                  "refusing to store it as a regularisation target")
         self.targets = targets
         if model.infer_task:
             model.training_task = task
@@ -77,10 +78,6 @@ class HSFPlugin(SupervisedPlugin):
             strategy.loss += self.beta * self.regularizer(model)
         if self.gamma > 0 and model.latent_log_prob is not None:
             strategy.loss += -self.gamma * model.latent_log_prob.mean()
-        if not torch.isfinite(strategy.loss):
-            raise FloatingPointError(
-                f"HSF: non-finite loss at experience {strategy.experience.current_experience}, iteration "
-                f"{strategy.clock.train_exp_iterations} (try a smaller lr or SDE step)")
 
     def after_training_exp(self, strategy, **kwargs):
         model = self._model(strategy)

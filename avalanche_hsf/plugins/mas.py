@@ -13,6 +13,8 @@ from avalanche.training.plugins import SupervisedPlugin
 from torch.func import functional_call, grad, vmap
 from torch.utils.data import DataLoader
 
+from ..errors import DivergedError
+
 ACCUMULATE_MODES = ("sum", "average", "ema")
 
 
@@ -196,8 +198,8 @@ class MASPlugin(SupervisedPlugin):
             raise ValueError(f"{err} (experience {strategy.experience.current_experience})") from err
         for name, omega in new.items():
             if not torch.isfinite(omega).all():
-                raise ValueError(f"MAS: non-finite importance for '{name}' after experience "
-                                 f"{strategy.experience.current_experience}")
+                raise DivergedError(f"MAS: non-finite importance for '{name}' after experience "
+                                    f"{strategy.experience.current_experience}; it was not stored")
         self._accumulate(new)
         self.anchor = {n: p.detach().clone() for n, p in strategy.model.named_parameters() if n in new}
 

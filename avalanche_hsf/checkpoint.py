@@ -1,0 +1,81 @@
+"""Resumable runs: one checkpoint per (strategy, seed), rewritten after every training experience.
+
+The strategy is saved with Avalanche's own `save_checkpoint` (which also stores the torch, numpy
+and python RNG states through `RNGManager`) and restored with `maybe_load_checkpoint`; `compat.py`
+makes both work on the pinned stack. The run's own progress (the evaluations done so far and the
+settings the run was started with) travels inside the same file, as an attribute of the
+strategy, so the two can never disagree. Every write goes through `atomic_write_bytes`.
+"""
+
+import contextlib
+import io
+import json
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from avalanche.checkpointing import maybe_load_checkpoint, save_checkpoint
+
+from .errors import UserError
+from .files import atomic_write_bytes
+
+PROGRESS_ATTRIBUTE = "avalanche_hsf_progress"
+
+
+@dataclass
+class RunProgress:
+    """What a run has done so far; `config` is what it was started with."""
+    config: dict
+    initial: list | None = None
+    matrix: list = field(default_factory=list)
+    train_seconds: float = 0.0
+
+
+def _differences(saved: dict, wanted: dict, prefix: str = "") -> list[str]:
+    keys = sorted(set(saved) | set(wanted))
+    out = []
+    for key in keys:
+        a, b = saved.get(key), wanted.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key} was {a!r}, now {b!r}")
+    return out
+
+
+class RunCheckpoint:
+    """The checkpoint file of one (strategy, seed) run."""
+
+    def __init__(self, path, config: dict):
+        self.path = Path(path)
+        # Through JSON so that tuples and lists, ints and floats compare as they will be stored.
+        self.config = json.loads(json.dumps(config, sort_keys=True, default=str))
+
+    def restore(self, strategy, device="cpu") -> RunProgress:
+        """Load the saved state into `strategy`, or start afresh if there is no checkpoint yet."""
+        if not self.path.exists():
+            return RunProgress(self.config)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # Avalanche prints its own resume chatter
+                maybe_load_checkpoint(strategy, str(self.path), map_location=device)
+        except (OSError, EOFError, RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, AttributeError,
+                ValueError, TypeError) as err:
+            raise UserError(f"checkpoint {self.path} cannot be read ({type(err).__name__}: {err}); "
+                            "delete it to start this run over") from err
+        progress = getattr(strategy, PROGRESS_ATTRIBUTE, None)
+        if not isinstance(progress, RunProgress):
+            raise UserError(f"checkpoint {self.path} was not written by `avalanche-hsf run`; "
+                            "delete it or choose another --checkpoint-dir")
+        changed = _differences(progress.config, self.config)
+        if changed:
+            raise UserError(f"checkpoint {self.path} belongs to a run with other settings ({'; '.join(changed)}); "
+                            "rerun with the original settings, or delete it / choose another --checkpoint-dir "
+                            "to start over")
+        return progress
+
+    def save(self, strategy, progress: RunProgress) -> None:
+        setattr(strategy, PROGRESS_ATTRIBUTE, progress)
+        buffer = io.BytesIO()
+        save_checkpoint(strategy, buffer)
+        atomic_write_bytes(self.path, buffer.getvalue())

@@ -1,0 +1,24 @@
+"""Stops training at the first non-finite loss, before the optimizer step writes it into the weights."""
+
+import torch
+from avalanche.core import SupervisedPlugin
+
+from ..errors import DivergedError
+
+
+class FiniteLossGuard(SupervisedPlugin):
+    """Raises `DivergedError` when the loss is NaN or inf.
+
+    It checks in `before_update`, after every plugin has added its penalty in `before_backward`
+    (some strategies append their plugin after user plugins) and before the optimizer step, so
+    neither the weights nor any plugin's end-of-experience state ever see the bad value.
+    """
+
+    def before_update(self, strategy, **kwargs):
+        loss = strategy.loss
+        if not torch.isfinite(loss).all():
+            clock = strategy.clock
+            raise DivergedError(
+                f"the loss is {loss.detach().flatten()[0].item()} at experience "
+                f"{strategy.experience.current_experience}, epoch {clock.train_exp_epochs}, iteration "
+                f"{clock.train_epoch_iterations}; lower the learning rate or the regularisation strength")
