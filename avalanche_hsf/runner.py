@@ -136,6 +136,8 @@ def run_strategy_seed(scenario: Scenario, benchmark, strategy_name: str, seed: i
         "extra_state_bytes_per_task": extra // len(matrix),
         "hparams": hparams,
     }
+    if hasattr(strategy.model, "compression_ratio"):  # HSF: hypernetwork / generated target parameters
+        result["compression_ratio"] = strategy.model.compression_ratio
     tb_logger = next(log for log in strategy.evaluator.loggers if isinstance(log, TensorboardLogger))
     _log_summary(tb_logger, result, strategy_name, scenario, regression)
     return result
