@@ -115,7 +115,9 @@ def run_strategy_seed(scenario: Scenario, benchmark, strategy_name: str, seed: i
         try:
             strategy.train(benchmark.train_stream[index])
         except DivergedError as err:
-            raise DivergedError(f"{strategy_name} (seed {seed}), experience {index}: {err}") from err
+            clock = strategy.clock
+            raise DivergedError(f"{strategy_name} (seed {seed}), experience {index}, epoch {clock.train_exp_epochs}, "
+                                f"iteration {clock.train_epoch_iterations}: {err}") from err
         run.train_seconds += time.perf_counter() - start
         run.matrix.append(stream_scores(strategy, benchmark.test_stream, regression))
         if checkpoint:

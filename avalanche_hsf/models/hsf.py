@@ -20,7 +20,7 @@ from nflows.utils import create_alternating_binary_mask
 from torch import nn
 from torch.func import functional_call
 
-from ..errors import NotTrainedError
+from ..errors import DivergedError, NotTrainedError
 
 
 def _mlp(sizes, activation=nn.GELU):
@@ -118,6 +118,9 @@ class HSFTarget(nn.Module):
             t0=float(self.sde_times[0]), t1=float(self.sde_times[-1]), size=z.shape, dtype=z.dtype,
             device=z.device, entropy=int(torch.randint(2 ** 31 - 1, ()).item()))
         z_T = torchsde.sdeint(self.sde, z, self.sde_times, bm=brownian, method=self.sde_method, dt=self.sde_dt)[-1]
+        if not torch.isfinite(z_T).all():
+            raise DivergedError(f"HSF: the latent SDE diverged (non-finite state at t={float(self.sde_times[-1]):g}, "
+                                f"{self.sde_method} step {self.sde_dt:g}); use more sde_steps or a smaller lr")
         return z_T.view(samples, *z0.shape)
 
     def forward(self, x, mode: str = "predict", latent_stats=None):

@@ -17,8 +17,5 @@ class FiniteLossGuard(SupervisedPlugin):
     def before_update(self, strategy, **kwargs):
         loss = strategy.loss
         if not torch.isfinite(loss).all():
-            clock = strategy.clock
-            raise DivergedError(
-                f"the loss is {loss.detach().flatten()[0].item()} at experience "
-                f"{strategy.experience.current_experience}, epoch {clock.train_exp_epochs}, iteration "
-                f"{clock.train_epoch_iterations}; lower the learning rate or the regularisation strength")
+            raise DivergedError(f"the loss is {loss.detach().flatten()[0].item()}; lower the learning rate or the "
+                                "regularisation strength")
