@@ -29,15 +29,18 @@ def _human_bytes(n: int) -> str:
 def format_table(results: dict) -> str:
     if results.get("task") == "regression":
         return _format_regression_table(results)
-    header = f"{'strategy':<16}{'ACC':>16}{'BWT':>9}{'FWT':>9}{'time (s)':>10}{'peak RSS':>10}{'state/task':>12}"
+    header = (f"{'strategy':<16}{'ACC':>16}{'BWT':>9}{'FWT':>9}{'ECE':>7}{'task-inf':>10}{'time (s)':>10}"
+              f"{'peak RSS':>10}{'state/task':>12}")
     lines = [f"{results['scenario']} ({results['setting']}, seeds {results['seeds']})", header, "-" * len(header)]
     for name, r in results["strategies"].items():
+        task_inference = f"{100 * r['task_inference_acc']:.1f}" if "task_inference_acc" in r else "-"
         lines.append(
             f"{name:<16}{100 * r['acc']:>9.1f} ± {100 * r['acc_std']:<4.1f}{100 * r['bwt']:>9.1f}"
-            f"{100 * r['fwt']:>9.1f}{r['train_seconds']:>10.1f}{r['peak_rss_mb']:>8.0f}MB"
-            f"{_human_bytes(r['extra_state_bytes_per_task']):>12}"
+            f"{100 * r['fwt']:>9.1f}{r.get('ece', float('nan')):>7.3f}{task_inference:>10}"
+            f"{r['train_seconds']:>10.1f}{r['peak_rss_mb']:>8.0f}MB{_human_bytes(r['extra_state_bytes_per_task']):>12}"
         )
-    lines.append("ACC/BWT/FWT in accuracy points; time is training wall-clock per seed.")
+    lines.append("ACC/BWT/FWT and task-inference accuracy in points; ECE after the last experience (15 bins); "
+                 "time is training wall-clock per seed.")
     return "\n".join(lines)
 
 

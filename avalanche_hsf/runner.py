@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from . import metrics
 from .benchmarks import BENCHMARKS, build_benchmark
+from .calibration import final_test_pass
 from .checkpoint import RunCheckpoint, RunProgress
 from .errors import DivergedError, NotTrainedError, UserError
 from .files import atomic_write_json, ensure_writable_dir
@@ -138,6 +139,9 @@ def run_strategy_seed(scenario: Scenario, benchmark, strategy_name: str, seed: i
         "extra_state_bytes_per_task": extra // len(matrix),
         "hparams": hparams,
     }
+    if not regression:
+        result.update(final_test_pass(strategy.model, benchmark.test_stream, scenario.training.eval_batch_size,
+                                      device))
     if hasattr(strategy.model, "compression_ratio"):  # HSF: hypernetwork / generated target parameters
         result["compression_ratio"] = strategy.model.compression_ratio
     tb_logger = next(log for log in strategy.evaluator.loggers if isinstance(log, TensorboardLogger))

@@ -56,7 +56,7 @@ def main():
     suffix = f"_{args.tag}" if args.tag else ""
     grid = []
     for raw in args.values.split(","):
-        value = float(raw)
+        value = parse_value(raw)
         hparams = validate_strategy(args.strategy, scenario.setting, {**base, args.param: value},
                                     f"{args.param}={raw}", scenario.training)
         tuned = replace(scenario, name=f"{scenario.name}_{args.strategy}{suffix}_{args.param}_{raw}",
