@@ -7,7 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from avalanche.models import IncrementalClassifier, SimpleMLP, as_multitask
+from avalanche.models import IncrementalClassifier, MultiTaskModule, SimpleMLP, as_multitask
+from avalanche.models.utils import avalanche_model_adaptation
 from avalanche.training import MAS, Naive
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
@@ -16,6 +17,7 @@ import avalanche_hsf
 from avalanche_hsf import MASPlugin
 from avalanche_hsf.benchmarks import build_benchmark
 from avalanche_hsf.errors import DivergedError
+from avalanche_hsf.plugins import mas as mas_module
 from avalanche_hsf.plugins.mas import mas_importance
 from avalanche_hsf.runner import run_scenario
 from avalanche_hsf.strategies import build_strategy
@@ -39,17 +41,73 @@ def tiny_data(n=23, seed=0):
     return torch.randn(n, 1, 4, 4, generator=g), torch.randint(0, 3, (n,), generator=g)
 
 
-def brute_force_importance(model, x):
-    """The paper's definition, one sample at a time with plain autograd."""
+def brute_force_importance(model, x, tasks=None):
+    """The paper's definition, one sample at a time with plain autograd (through its own head)."""
     model.eval()
     total = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
     for i in range(len(x)):
         model.zero_grad()
-        model(x[i:i + 1]).pow(2).sum().backward()
+        args = (x[i:i + 1],) if tasks is None else (x[i:i + 1], int(tasks[i]))
+        model(*args).pow(2).sum().backward()
         for n, p in model.named_parameters():
             if p.grad is not None:
                 total[n] += p.grad.abs()
     return {n: t / len(x) for n, t in total.items()}
+
+
+class ConvMix(nn.Module):
+    """Conv2d and Linear layers the exact path takes, among a grouped convolution, BatchNorm2d
+    and LayerNorm it must leave to vmap, with an in-place ReLU after a convolution."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(4, 4, 3, padding=1, groups=2), nn.BatchNorm2d(4), nn.Tanh(),
+            nn.Conv2d(4, 6, 2, stride=2, dilation=1), nn.Flatten(),
+            nn.Linear(24, 8), nn.LayerNorm(8), nn.ReLU(inplace=True), nn.Linear(8, 3))
+        self.net[3].running_mean.uniform_(-1, 1)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class Reused(nn.Module):
+    """Linear layers on several rows per sample, called twice, or with a weight also used
+    directly: all for vmap."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows, self.seq, self.twice, self.tied, self.out = (nn.Linear(4, 4) for _ in range(5))
+
+    def forward(self, x):
+        h = torch.tanh(self.rows(x.reshape(-1, 4))).reshape(len(x), 4, 4)  # 2-D, 4 rows per sample
+        h = torch.tanh(self.seq(h)).mean(1)  # a sequence of 4 rows per sample
+        h = torch.tanh(self.twice(torch.tanh(self.twice(h))))
+        h = torch.tanh(self.tied(h)) @ self.tied.weight
+        return self.out(h)
+
+
+# model, names whose importance vmap must compute (everything else takes the exact path)
+EXACTNESS_CASES = {
+    "linear + batchnorm": (lambda: trained_batchnorm_model(), {"net.2.weight", "net.2.bias"}),
+    "conv + linear + norms": (ConvMix, {"net.2.weight", "net.2.bias", "net.3.weight", "net.3.bias",
+                                        "net.8.weight", "net.8.bias"}),
+    "reused parameters": (Reused, {"rows.weight", "rows.bias", "seq.weight", "seq.bias", "twice.weight",
+                                   "twice.bias", "tied.weight"}),
+}
+
+
+def vmap_spy(monkeypatch) -> set:
+    """Names `mas_importance` hands to the vmap fallback, collected into the returned set."""
+    names, vmap_abs_grads = set(), mas_module._vmap_abs_grads
+
+    def spy(model, params, buffers, subset, x, task):
+        names.update(subset)
+        return vmap_abs_grads(model, params, buffers, subset, x, task)
+
+    monkeypatch.setattr(mas_module, "_vmap_abs_grads", spy)
+    return names
 
 
 def fake_strategy(model, dataset, exp=0):
@@ -64,17 +122,82 @@ def trained_batchnorm_model():
     return model
 
 
-def test_vmap_importance_equals_a_brute_force_loop_and_restores_the_mode():
-    model = trained_batchnorm_model()
+@pytest.mark.parametrize("case", EXACTNESS_CASES)
+def test_per_sample_importance_equals_a_brute_force_loop_and_restores_the_mode(monkeypatch, case):
+    make_model, vmap_names = EXACTNESS_CASES[case]
+    torch.manual_seed(0)
+    model = make_model()
     x, y = tiny_data()
     model.train()
-    bn_stats = model.net[2].running_mean.clone()
+    buffers = {n: b.clone() for n, b in model.named_buffers()}
+    sent_to_vmap = vmap_spy(monkeypatch)
     fast = mas_importance(model, TensorDataset(x, y), chunk_size=7)  # 23 samples: uneven chunks
     assert model.training and all(m.training for m in model.modules())
-    assert torch.equal(model.net[2].running_mean, bn_stats)
+    assert all(torch.equal(b, buffers[n]) for n, b in model.named_buffers())  # BatchNorm statistics kept
+    assert sent_to_vmap == vmap_names
     slow = brute_force_importance(model, x)
     for name in slow:
+        assert fast[name].abs().max() > 0 or "unused" in name, name  # a comparison of zeros proves nothing
         assert torch.allclose(fast[name], slow[name], atol=1e-6, rtol=0), name
+
+
+class ThreeHeads(MultiTaskModule):
+    """A shared Conv2d/Linear body and one Linear head per task; head 2 sees no data."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(108, 8), nn.Tanh())
+        self.heads = nn.ModuleDict({str(t): nn.Linear(8, 2) for t in range(3)})
+
+    def forward_single_task(self, x, task_label):
+        return self.heads[str(task_label)](self.body(x))
+
+
+def avalanche_two_heads(benchmark):
+    """Avalanche's own multi-head model, with the heads of tasks 0 and 1."""
+    model = as_multitask(SimpleMLP(num_classes=2, input_size=64, hidden_size=16), "classifier")
+    for experience in benchmark.train_stream[:2]:
+        avalanche_model_adaptation(model, experience)
+    return model
+
+
+# model, name of the weight of head {task}
+MULTI_HEAD_CASES = {"own heads": (ThreeHeads, "heads.{}.weight"),
+                    "as_multitask": (avalanche_two_heads, "classifier.classifiers.{}.classifier.weight")}
+
+
+@pytest.mark.parametrize("case", MULTI_HEAD_CASES)
+def test_multi_head_importance_goes_through_each_samples_own_head(digits_til, monkeypatch, case):
+    first, second = (exp.dataset for exp in digits_til.train_stream[:2])
+    both = first.concat(second)
+    data = both.subset(torch.randperm(len(both), generator=torch.Generator().manual_seed(0))[:31].tolist())
+    x = torch.stack([data[i][0] for i in range(len(data))])
+    tasks = torch.tensor([data[i][2] for i in range(len(data))])
+    assert 0 < tasks.sum() < len(tasks)  # chunks of 8 mix both tasks
+    make_model, head = MULTI_HEAD_CASES[case]
+    torch.manual_seed(0)
+    model = make_model(digits_til) if make_model is avalanche_two_heads else make_model()
+    sent_to_vmap = vmap_spy(monkeypatch)
+    fast = mas_importance(model, data, chunk_size=8)
+    slow = brute_force_importance(model, x, tasks)
+    assert not sent_to_vmap
+    for name in slow:
+        assert torch.allclose(fast[name], slow[name], atol=1e-6, rtol=0), name
+    assert fast[head.format(0)].sum() > 0 and fast[head.format(1)].sum() > 0
+    assert head.format(2) not in fast or torch.count_nonzero(fast[head.format(2)]) == 0  # no task-2 data
+
+
+def test_vmap_fallback_alone_equals_the_exact_layer_path():
+    """With no layer rules every parameter goes through vmap; both must agree."""
+    torch.manual_seed(0)
+    model = ConvMix()
+    data = TensorDataset(tiny_data()[0])
+    exact = mas_importance(model, data, chunk_size=7)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(mas_module, "_LAYER_INPUTS", {})
+        fallback = mas_importance(model, data, chunk_size=7)
+    for name in exact:
+        assert torch.allclose(exact[name], fallback[name], atol=1e-6, rtol=0), name
 
 
 def test_importance_is_nonnegative_zero_where_unused_and_ignores_labels():

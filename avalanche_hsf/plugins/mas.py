@@ -2,15 +2,20 @@
 
 Importance is the sensitivity of the squared L2 norm of the model's output to each
 parameter, `Ω = mean_x |∂‖F(x)‖²₂ / ∂θ|`. It needs no labels, so it can be computed on any
-(unlabelled) data. The per-sample gradients are vectorised with `torch.func`.
+(unlabelled) data. Per-sample gradients of Linear and Conv2d layers come from one batched
+backward pass; those of any other parameter are vectorised with `torch.func`.
 """
+
+from collections import Counter, defaultdict
 
 import torch
 from avalanche.benchmarks import CLExperience, CLStream
 from avalanche.benchmarks.utils import AvalancheDataset
 from avalanche.models.utils import is_multi_task_module
 from avalanche.training.plugins import SupervisedPlugin
+from torch import nn
 from torch.func import functional_call, grad, vmap
+from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from ..errors import DivergedError
@@ -47,15 +52,154 @@ def _inputs_and_tasks(dataset, batch_size: int):
         yield x, tasks
 
 
-def _squared_norm(model, buffers, task: int | None):
-    """params, x -> ‖F(x)‖²₂ summed over the batch `x`; F is the head of `task` unless it is None."""
+def _squared_norm(model, x, task: int | None, tensors=None) -> torch.Tensor:
+    """‖F(x)‖²₂ summed over the batch `x`; F is the head of `task` unless it is None.
 
-    def squared_norm(params, x):
-        # An int task label takes avalanche_forward's single-task path (forward_single_task).
-        args = (x,) if task is None else (x, task)
-        return functional_call(model, (params, buffers), args).pow(2).sum()
+    `tensors` = (params, buffers) calls the model functionally with them (for torch.func).
+    """
+    # An int task label takes avalanche_forward's single-task path (forward_single_task).
+    args = (x,) if task is None else (x, task)
+    out = model(*args) if tensors is None else functional_call(model, tensors, args)
+    return out.pow(2).sum()
 
-    return squared_norm
+
+def _linear_input(module: nn.Linear, x):
+    """A Linear call's input as (samples, features), or None.
+
+    Only 2-D inputs: with more dimensions (a sequence) which one holds the samples is ambiguous.
+    """
+    return x if x.dim() == 2 else None
+
+
+def _conv2d_input(module: nn.Conv2d, x):
+    """A Conv2d call's input patches, (samples, features, positions), or None.
+
+    None where unfolding does not reproduce the convolution (groups, non-zero or string padding).
+    """
+    if (x.dim() != 4 or module.groups != 1 or module.padding_mode != "zeros"
+            or isinstance(module.padding, str)):
+        return None
+    return F.unfold(x, module.kernel_size, module.dilation, module.padding, module.stride)
+
+
+# Layers whose weight gradient is Σ over output positions of (output gradient) (input features)ᵀ,
+# with those input features. Matched by exact type: a subclass may compute something else.
+_LAYER_INPUTS = {nn.Linear: _linear_input, nn.Conv2d: _conv2d_input}
+
+
+def _rows(t: torch.Tensor) -> torch.Tensor:
+    """(samples, features, *positions) -> (samples, positions, features); no positions is one."""
+    return t.flatten(2).transpose(1, 2) if t.dim() > 2 else t.unsqueeze(1)
+
+
+def _sum_abs_outer(x_rows, g_rows) -> torch.Tensor:
+    """Σ_i |g_iᵀ x_i| over samples i: the summed |per-sample weight gradient| of a layer."""
+    if x_rows.shape[1] == 1:  # one position: |g xᵀ| = |g||x|ᵀ, so no per-sample matrix is formed
+        return g_rows[:, 0].abs().T @ x_rows[:, 0].abs()
+    return torch.bmm(g_rows.transpose(1, 2), x_rows).abs().sum(0)
+
+
+def _graph_uses(loss: torch.Tensor) -> Counter:
+    """How many times each leaf tensor (by id) enters the autograd graph of `loss`."""
+    uses, seen, stack = Counter(), set(), [loss.grad_fn] if loss.grad_fn is not None else []
+    while stack:
+        for node, _ in stack.pop().next_functions:
+            if node is None:
+                continue
+            if hasattr(node, "variable"):  # AccumulateGrad: one edge per use of the leaf
+                uses[id(node.variable)] += 1
+            elif node not in seen:
+                seen.add(node)
+                stack.append(node)
+    return uses
+
+
+def _forward_recording(model, layers, x, task):
+    """The batch-summed squared norm, with every call of `layers` recorded as (input, output)."""
+    calls = defaultdict(list)
+
+    def record(module, args, out):
+        calls[module].append((args[0], out))
+        # In-place ops downstream (ReLU(inplace=True)) modify the clone, so `out` stays the
+        # layer's output for autograd.grad.
+        return out.clone()
+
+    hooks = [m.register_forward_hook(record) for m in layers]
+    try:
+        with torch.enable_grad():
+            return _squared_norm(model, x, task), calls
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+def _layer_abs_grads(model, params, x, task) -> tuple[dict[str, torch.Tensor], set[str]]:
+    """Σ over the samples of `x` of |per-sample gradient|, from one batched forward and backward.
+
+    Returns the sums and the names of the parameters they are exact for: those the output
+    does not depend on (zero, left out of the sums), and the weights and biases of
+    `_LAYER_INPUTS` layers whose only use is one call with one input entry per sample. A
+    sample's gradient there is Σ_positions g xᵀ, from the layer's input x and output gradient
+    g, and one backward pass of the batch-summed norm gives every sample's g at once, as long
+    as samples in a batch do not interact (true of standard layers in eval mode, where
+    BatchNorm uses its running statistics).
+    """
+    names = {id(p): n for n, p in model.named_parameters() if n in params}  # `params` holds detached copies
+    layers = [m for m in model.modules()
+              if type(m) in _LAYER_INPUTS and any(id(p) in names for p in m.parameters(recurse=False))]
+    loss, calls = _forward_recording(model, layers, x, task)
+    uses = _graph_uses(loss)
+    jobs = []  # (parameters, input rows, output) of each layer handled here
+    for module in layers:
+        # A parameter used more than once (a layer called twice, tied weights, direct use
+        # elsewhere) has per-sample gradients summed inside the absolute value: left to vmap.
+        owned = [(local, p) for local, p in module.named_parameters(recurse=False)
+                 if local in ("weight", "bias") and uses[id(p)] == 1]
+        if not owned or len(calls[module]) != 1:
+            continue
+        x_in, out = calls[module][0]
+        features = _LAYER_INPUTS[type(module)](module, x_in.detach()) if len(x_in) == len(x) else None
+        if features is not None:
+            jobs.append((owned, _rows(features), out))
+    out_grads = torch.autograd.grad(loss, [out for _, _, out in jobs]) if jobs else []
+    sums = {}
+    for (owned, x_rows, _), g in zip(jobs, out_grads):
+        g_rows = _rows(g)
+        for local, p in owned:
+            sums[names[id(p)]] = (_sum_abs_outer(x_rows, g_rows).view_as(p) if local == "weight"
+                                  else g_rows.sum(1).abs().sum(0))
+    return sums, {n for i, n in names.items() if uses[i] == 0} | sums.keys()
+
+
+def _vmap_abs_grads(model, params, buffers, names, x, task) -> dict[str, torch.Tensor]:
+    """Σ over the samples of `x` of |per-sample gradient| for `names`, by vmap over grad.
+
+    Exact for any model: each sample is run as a batch of one. Memory grows with
+    len(x) × the size of `names`.
+    """
+    fixed = {n: p for n, p in params.items() if n not in names}
+
+    def squared_norm(free, xi):
+        # One sample as a batch of one, so the model sees its usual input rank.
+        return _squared_norm(model, xi.unsqueeze(0), task, ({**fixed, **free}, buffers))
+
+    per_x = vmap(grad(squared_norm), in_dims=(None, 0))({n: params[n] for n in names}, x)
+    return {n: g.abs().sum(0) for n, g in per_x.items()}
+
+
+def _per_sample_abs_grads(model, params, buffers, x, task) -> dict[str, torch.Tensor]:
+    """Σ over the samples of `x` of |per-sample gradient|: layer rules where they apply, else vmap."""
+    sums, handled = _layer_abs_grads(model, params, x, task)
+    rest = [n for n in params if n not in handled]
+    if rest:
+        sums.update(_vmap_abs_grads(model, params, buffers, rest, x, task))
+    return sums
+
+
+def _per_batch_abs_grads(model, params, buffers, x, task) -> dict[str, torch.Tensor]:
+    """|gradient of ‖F(x)‖²₂ summed over the batch `x`|: the official code's estimator."""
+    grads = grad(lambda p, xs: _squared_norm(model, xs, task, (p, buffers)))(params, x)
+    return {n: g.abs() for n, g in grads.items()}
 
 
 def mas_importance(model: torch.nn.Module, data, *, per_sample: bool = True,
@@ -63,16 +207,20 @@ def mas_importance(model: torch.nn.Module, data, *, per_sample: bool = True,
     """MAS importance of each trainable parameter of `model` on `data`.
 
     per_sample=True is the paper's estimator, mean over samples of |per-sample gradient|,
-    holding at most `chunk_size` per-sample gradients at a time. per_sample=False is the
-    official code's estimator: |gradient of the batch-summed squared norm| summed over
-    batches of `chunk_size` and divided by the number of samples (equal to the paper's at
-    batch size 1, and never larger, by the triangle inequality).
+    computed exactly, `chunk_size` samples at a time. For Linear and Conv2d layers it comes
+    from one batched backward pass per chunk (see `_layer_abs_grads`), which forms per-sample
+    gradients only for Conv2d weights; every other parameter goes through torch.func's vmap
+    over grad, which holds `chunk_size` per-sample gradients of them at a time.
+    per_sample=False is the official code's estimator: |gradient of the batch-summed squared
+    norm| summed over batches of `chunk_size` and divided by the number of samples (equal to
+    the paper's at batch size 1, and never larger, by the triangle inequality).
 
     Computed in eval mode (dropout off, BatchNorm running statistics used and not updated);
     each module's train/eval mode is restored afterwards.
     """
     device = next(model.parameters()).device
     multi_task = is_multi_task_module(model)
+    abs_grads = _per_sample_abs_grads if per_sample else _per_batch_abs_grads
     params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
     buffers = {n: b.detach() for n, b in model.named_buffers()}
     total = {n: torch.zeros_like(p) for n, p in params.items()}
@@ -87,14 +235,7 @@ def mas_importance(model: torch.nn.Module, data, *, per_sample: bool = True,
                 # Multi-head outputs are computed one task at a time, as avalanche_forward does.
                 for task in (tasks.unique().tolist() if multi_task else [None]):
                     x_task = x if task is None else x[(tasks == task).to(device)]
-                    squared_norm = _squared_norm(model, buffers, task)
-                    if per_sample:
-                        # One sample as a batch of one, so the model sees its usual input rank.
-                        per_x = vmap(grad(lambda p, xi: squared_norm(p, xi.unsqueeze(0))), in_dims=(None, 0))
-                        grads = {n: g.abs().sum(0) for n, g in per_x(params, x_task).items()}
-                    else:
-                        grads = {n: g.abs() for n, g in grad(squared_norm)(params, x_task).items()}
-                    for n, g in grads.items():
+                    for n, g in abs_grads(model, params, buffers, x_task, task).items():
                         total[n] += g
     finally:
         for module, training in modes:
@@ -146,9 +287,10 @@ class MASPlugin(SupervisedPlugin):
         :param per_sample: the paper's per-sample estimator, or the official code's per batch.
         :param accumulate: "sum", "average" or "ema" (see the class docstring).
         :param alpha: weight of the old importance with accumulate="ema".
-        :param chunk_size: samples per forward pass; bounds the memory of per-sample gradients
-            (small chunks stay in cache: 16 was fastest on a 784-400-400-10 MLP on CPU), and is
-            the batch size of the per-batch estimator.
+        :param chunk_size: samples per forward pass, and the batch size of the per-batch
+            estimator. The per-sample estimator does not depend on it: larger chunks run faster
+            (the weights are read once per chunk) but hold more per-sample gradients (see
+            `mas_importance`).
         :param importance_data: data to compute importance on instead of each training
             experience: a dataset (labelled or not), an experience or a stream.
         """
