@@ -156,6 +156,30 @@ def test_entropy_scores_are_negative_entropies(trained_on_separated_tasks):
     assert (scores <= 1e-6).all() and (scores >= -torch.log(torch.tensor(2.0)) - 1e-6).all()
 
 
+def test_class_il_inference_generates_each_task_once(trained_on_separated_tasks):
+    model, test_inputs = trained_on_separated_tasks
+    calls = []
+    hook = model.hnet.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        with torch.no_grad():
+            model(test_inputs[0])  # scores every learned task, then runs the chosen one
+    finally:
+        hook.remove()
+    assert len(calls) == len(model.learned_tasks)
+
+
+@pytest.mark.parametrize("group_weights", [1, 2 ** 30])  # old tasks generated one per call, or all in one
+def test_regulariser_is_the_mean_squared_distance_to_the_stored_outputs(monkeypatch, group_weights):
+    torch.manual_seed(0)
+    model, plugin = make_model(), HSFPlugin()
+    for task in range(4):
+        model.add_task(task)
+    plugin.targets = {j: model.generate(j).detach() + 0.01 * j for j in range(3)}
+    monkeypatch.setattr(HSFPlugin, "GROUP_WEIGHTS", group_weights)
+    expected = sum((model.generate(j) - t).pow(2).sum() for j, t in plugin.targets.items()) / 3
+    assert torch.allclose(plugin.regularizer(model), expected, rtol=1e-6)
+
+
 def test_class_il_evaluation_before_learning_is_a_clear_error():
     model = make_model(infer_task=True)
     model.eval()

@@ -9,6 +9,7 @@ no task label is given.
 """
 
 import math
+from functools import partial, wraps
 
 import torch
 import torchsde
@@ -18,9 +19,14 @@ from nflows.flows import Flow
 from nflows.transforms import AffineCouplingTransform, CompositeTransform, ReversePermutation
 from nflows.utils import create_alternating_binary_mask
 from torch import nn
-from torch.func import functional_call
+from torch.func import functional_call as _functional_call
 
 from ..errors import DivergedError, NotTrainedError
+from .scenario_models import output_size
+
+# The target ties no weights (HSFModel checks), so torch.func's search for tied weights, about half
+# of each call's overhead, is skipped; the call is otherwise the same.
+functional_call = partial(_functional_call, tie_weights=False)
 
 
 def _mlp(sizes, activation=nn.GELU):
@@ -172,13 +178,30 @@ class ChunkedHypernetwork(nn.Module):
         self.register_buffer("scales", torch.cat(scales))
 
     def forward(self, embedding: torch.Tensor) -> torch.Tensor:
-        """The flat weight vector for one task embedding."""
-        inputs = torch.cat([embedding.expand(self.num_chunks, -1), self.chunk_embeddings], dim=1)
-        return self.net(inputs).flatten()[: self.num_target_params] * self.scales
+        """The flat weight vector for one task embedding (e,), or one row per task for (k, e)."""
+        tasks = embedding.view(-1, 1, embedding.shape[-1])
+        inputs = torch.cat([tasks.expand(-1, self.num_chunks, -1),
+                            self.chunk_embeddings.expand(len(tasks), -1, -1)], dim=2)
+        flat = self.net(inputs.flatten(0, 1)).view(len(tasks), -1)[:, : self.num_target_params] * self.scales
+        return flat.view(*embedding.shape[:-1], -1)
 
     def unflatten(self, flat: torch.Tensor) -> dict:
-        return {name: chunk.view(shape) for name, shape, chunk
+        # A 1-D parameter is its chunk already; a view of it would only add per-call overhead.
+        return {name: chunk if len(shape) == 1 else chunk.view(shape) for name, shape, chunk
                 in zip(self.names, self.shapes, flat.split(self.sizes))}
+
+
+def _generating_once(forward):
+    """Each task's weights generated at most once per forward call: class-IL inference scores every
+    learned task, then runs the chosen ones, and would otherwise run the hypernetwork twice."""
+    @wraps(forward)
+    def once(self, *args, **kwargs):
+        self._generated = {}
+        try:
+            return forward(self, *args, **kwargs)
+        finally:
+            self._generated = None  # the next call's weights differ (an optimizer step in between)
+    return once
 
 
 class HSFModel(MultiTaskModule):
@@ -204,6 +227,8 @@ class HSFModel(MultiTaskModule):
         # The target's own parameters only give names and shapes; generated weights replace them.
         self.target.requires_grad_(False)
         self.hnet = ChunkedHypernetwork(target, embedding_dim, chunk_size, chunk_embedding_dim, hnet_hidden)
+        if len(list(target.named_parameters(remove_duplicate=False))) != len(self.hnet.names):
+            raise ValueError("HSF: the target network must not share (tie) parameters between layers")
         self.embedding_dim = embedding_dim
         self.task_embeddings = nn.ParameterDict()
         self.infer_task, self.inference = infer_task, inference
@@ -249,9 +274,20 @@ class HSFModel(MultiTaskModule):
             device = self.hnet.chunk_embeddings.device
             self.task_embeddings[key] = nn.Parameter(torch.randn(self.embedding_dim, device=device))
 
+    _generated = None  # (task, grad mode) -> flat weights, during one forward call only (see _generating_once)
+
     def generate(self, task: int) -> torch.Tensor:
         """The flat generated weights of one task (one call per minibatch and task)."""
-        return self.hnet(self.task_embeddings[str(task)])
+        generated = {} if self._generated is None else self._generated
+        # Keyed by grad mode too: weights generated without a graph must not stand in for ones that need it.
+        key = (task, torch.is_grad_enabled())
+        if key not in generated:
+            generated[key] = self.hnet(self.task_embeddings[str(task)])
+        return generated[key]
+
+    def generate_many(self, tasks: list[int]) -> torch.Tensor:
+        """The flat generated weights of several tasks, one row each, in one hypernetwork call."""
+        return self.hnet(torch.stack([self.task_embeddings[str(task)] for task in tasks]))
 
     def run_target(self, task: int, x: torch.Tensor) -> torch.Tensor:
         if x[0].numel() != self.target.in_features:
@@ -262,6 +298,7 @@ class HSFModel(MultiTaskModule):
         self.latent_log_prob = self.target.latent_log_prob
         return logits
 
+    @_generating_once
     def forward(self, x, task_labels=None):
         if self.infer_task and not self.training:
             return self.infer(x)
@@ -330,8 +367,8 @@ def build_hsf_model(spec, input_shape, num_outputs: int, setting: str, *, latent
                     sde_steps: int = 10, max_diffusion: float = 0.1, sde_samples: int = 1,
                     head_hidden: int = 0) -> HSFModel:
     """An HSF model for a scenario's model spec; the task is inferred unless the setting is task-IL."""
-    target = HSFTarget(math.prod(input_shape), num_outputs, hidden=spec.hidden_size, latent_dim=latent_dim,
-                       use_sde=use_sde, use_flow=use_flow, sde_steps=sde_steps, max_diffusion=max_diffusion,
-                       sde_samples=sde_samples, head_hidden=head_hidden)
+    target = HSFTarget(math.prod(input_shape), output_size(spec, num_outputs), hidden=spec.hidden_size,
+                       latent_dim=latent_dim, use_sde=use_sde, use_flow=use_flow, sde_steps=sde_steps,
+                       max_diffusion=max_diffusion, sde_samples=sde_samples, head_hidden=head_hidden)
     return HSFModel(target, embedding_dim=embedding_dim, chunk_size=chunk_size, hnet_hidden=hnet_hidden,
                     infer_task=setting != "task-il", inference=inference)
