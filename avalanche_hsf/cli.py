@@ -6,6 +6,9 @@ import sys
 import warnings
 
 from .errors import DivergedError, UserError
+from .scenario import SEED
+
+MAX_THREADS = 1024  # torch.set_num_threads takes a C int; more threads than this is a typo
 
 
 def _int_list(text: str) -> list[int]:
@@ -13,9 +16,19 @@ def _int_list(text: str) -> list[int]:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not values or any(v < 0 for v in values):
-        raise argparse.ArgumentTypeError(f"expected non-negative integers, got {text!r}")
+    if not values or any(SEED.problem(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected integers from {SEED.low} to {SEED.high}, got {text!r}")
     return values
+
+
+def _threads(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 1 <= value <= MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"expected 1 to {MAX_THREADS} threads, got {text!r}")
+    return value
 
 
 def _name_list(text: str) -> list[str]:
@@ -27,7 +40,7 @@ def _name_list(text: str) -> list[str]:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line and exit 2, as for every other bad input
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {_one_line(message)}\n")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -41,7 +54,7 @@ def make_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="runs", help="output folder (default: runs)")
     run.add_argument("--dataset-root", help="where full benchmarks' data lives")
     run.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    run.add_argument("--threads", type=int, help="torch CPU threads (1 is fastest for tiny models on a busy machine)")
+    run.add_argument("--threads", type=_threads, help="torch CPU threads (1 is fastest for tiny models on a busy machine)")
     run.add_argument("--checkpoint-dir", help="save after every training experience; rerun the same command "
                      "to resume an interrupted run")
     run.add_argument("--deterministic", action="store_true", help="use only deterministic torch kernels")
@@ -78,8 +91,6 @@ def _run(args) -> None:
 
     scenario = load_scenario(args.scenario)
     if args.threads is not None:
-        if args.threads < 1:
-            raise UserError(f"--threads must be >= 1, got {args.threads}")
         import torch
 
         torch.set_num_threads(args.threads)
@@ -91,7 +102,7 @@ def _run(args) -> None:
     print(f"results, plots and TensorBoard logs: {os.path.join(args.out, scenario.name)}")
 
 
-def _one_line(err: BaseException) -> str:
+def _one_line(err: object) -> str:
     return " ".join(str(err).split())
 
 

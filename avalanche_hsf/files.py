@@ -1,5 +1,6 @@
 """Atomic file writes: a crash mid-write never leaves a partial file behind."""
 
+import contextlib
 import json
 import os
 import tempfile
@@ -22,9 +23,12 @@ def atomic_write_bytes(path, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except OSError as err:
-        os.unlink(tmp)
-        raise UserError(f"cannot write {path}: {err.strerror or err}") from err
+    except BaseException as err:  # also Ctrl-C: never leave the temporary file behind
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(err, OSError):
+            raise UserError(f"cannot write {path}: {err.strerror or err}") from err
+        raise
 
 
 def atomic_write_json(path, obj) -> None:
@@ -38,5 +42,5 @@ def ensure_writable_dir(path) -> None:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):
             pass
-    except OSError as err:
-        raise UserError(f"output directory {path} is not writable: {err.strerror or err}") from err
+    except (OSError, ValueError) as err:  # ValueError: a NUL byte in the path
+        raise UserError(f"output directory {path} is not writable: {getattr(err, 'strerror', None) or err}") from err

@@ -4,6 +4,7 @@ Every error names the file and the offending key, so that the CLI can report it 
 """
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ class ModelSpec:
     hidden_size: int = 100
     hidden_layers: int = 2
     drop_rate: float = 0.0
+    num_outputs: int = 0  # classifier outputs; 0 sizes them to the benchmark's labels
 
 
 @dataclass(frozen=True)
@@ -33,13 +35,68 @@ class TrainingSpec:
     momentum: float = 0.0
 
 
-# (lowest allowed value, whether it may equal it) for numeric fields.
-_LOWER_BOUNDS = {
-    "hidden_size": (1, True), "hidden_layers": (1, True), "drop_rate": (0.0, True),
-    "epochs": (1, True), "batch_size": (1, True), "eval_batch_size": (1, True),
-    "lr": (0.0, False), "momentum": (0.0, True),
+@dataclass(frozen=True)
+class Range:
+    """Allowed numbers: from `low` to `high` (None: unbounded), each end included unless open."""
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def problem(self, value) -> str | None:
+        too_low = self.low is not None and (value < self.low or self.low_open and value == self.low)
+        too_high = self.high is not None and (value > self.high or self.high_open and value == self.high)
+        if not (too_low or too_high):
+            return None
+        ends = [f"{'>' if self.low_open else '>='} {self.low}"] if self.low is not None else []
+        ends += [f"{'<' if self.high_open else '<='} {self.high}"] if self.high is not None else []
+        return " and ".join(ends)
+
+
+@dataclass(frozen=True)
+class OneOf:
+    choices: tuple
+
+    def problem(self, value) -> str | None:
+        return None if value in self.choices else f"one of {', '.join(self.choices)}"
+
+
+COUNT = Range(1)
+NON_NEGATIVE = Range(0)  # a weight or size where 0 switches the thing off
+POSITIVE = Range(0, low_open=True)
+FRACTION = Range(0, 1)
+SEED = Range(0, 2**32 - 1)  # what numpy's seeding accepts
+
+# The allowed values of every number and choice in a scenario file, by key: model, training,
+# benchmark parameters and strategy hyperparameters alike. "scope.key" (a strategy or benchmark
+# name) overrides "key" where one name means two things.
+BOUNDS = {
+    "setting": OneOf(SETTINGS),
+    "seed": SEED,
+    # [model] and [training]
+    "type": OneOf(("mlp", "cnn")), "hidden_size": COUNT, "hidden_layers": COUNT,
+    "drop_rate": Range(0, 1, high_open=True), "num_outputs": NON_NEGATIVE,
+    "epochs": COUNT, "batch_size": COUNT, "eval_batch_size": COUNT, "lr": POSITIVE,
+    "optimizer": OneOf(("sgd", "adam")), "momentum": Range(0, 1, high_open=True),
+    # [benchmark]
+    "n_experiences": COUNT, "num_classes": NON_NEGATIVE, "permutation_seed": SEED, "n_points": Range(4),
+    "max_angle": Range(),  # any angle
+    # [strategies.*]: regularisation strengths may be 0 (no penalty), memories hold at least one sample
+    "ewc_lambda": NON_NEGATIVE, "mode": OneOf(("separate",)),  # online EWC needs a decay_factor
+    "si_lambda": NON_NEGATIVE, "lambda_reg": NON_NEGATIVE, "accumulate": OneOf(("sum", "average", "ema")),
+    "alpha": NON_NEGATIVE,  # LwF's distillation weight
+    "mas_avalanche.alpha": FRACTION,  # an EMA weight
+    "temperature": POSITIVE,  # divides the logits
+    "patterns_per_exp": COUNT, "memory_strength": NON_NEGATIVE, "sample_size": COUNT, "memory_size": COUNT,
+    # PackNet prunes at epoch (epochs - post_prune_epochs): 0 would never prune
+    "post_prune_epochs": COUNT, "prune_proportion": Range(0, 1, low_open=True, high_open=True),
+    "mask_init": POSITIVE, "threshold": POSITIVE,  # Piggyback's scores start above a positive threshold
+    "beta": NON_NEGATIVE, "gamma": NON_NEGATIVE, "reg_tasks": COUNT,
+    "latent_dim": Range(2),  # the coupling flow splits the latent in two
+    "embedding_dim": COUNT, "chunk_size": COUNT, "hnet_hidden": COUNT, "sde_steps": COUNT,
+    "max_diffusion": NON_NEGATIVE, "sde_samples": COUNT, "head_hidden": NON_NEGATIVE,
+    "inference": OneOf(("flow", "entropy")),
 }
-_CHOICES = {"type": ("mlp", "cnn"), "optimizer": ("sgd", "adam")}
 
 
 @dataclass(frozen=True)
@@ -59,13 +116,25 @@ class Scenario:
 def check_value(value: Any, default: Any, where: str) -> Any:
     """Check `value` against the type of `default`; ints are accepted where floats are expected."""
     expected = type(default)
-    if default is None or isinstance(value, expected) and not (
-        isinstance(value, bool) and expected is not bool
-    ):
-        return value
+    if isinstance(value, int) and not -2**63 <= value < 2**63:  # TOML's range; tomllib reads any size
+        raise UserError(f"{where}: integers must fit in 64 bits (TOML's range), "
+                        f"got one of {len(str(abs(value)))} digits")
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    raise UserError(f"{where}: expected {expected.__name__}, got {type(value).__name__} {value!r}")
+        value = float(value)
+    bool_for_number = isinstance(value, bool) and expected is not bool
+    if default is not None and (not isinstance(value, expected) or bool_for_number):
+        raise UserError(f"{where}: expected {expected.__name__}, got {type(value).__name__} {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):  # TOML has nan and inf; no setting wants them
+        raise UserError(f"{where}: expected a finite number, got {value}")
+    return value
+
+
+def check_bound(key: str, value: Any, where: str, scope: str = "") -> None:
+    """Check `value` against what BOUNDS allows for `key` (or for "scope.key")."""
+    rule = BOUNDS.get(f"{scope}.{key}", BOUNDS.get(key))
+    problem = rule and rule.problem(value)
+    if problem:
+        raise UserError(f"{where}: must be {problem}, got {value!r}")
 
 
 def check_keys(table: dict, allowed, where: str) -> None:
@@ -85,32 +154,19 @@ def registry_entry(registry: dict, kind: str, name: str, setting: str, where: st
     return entry
 
 
-def check_params(params: Any, defaults: dict, where: str) -> dict:
-    """Known keys only, each of its default's type."""
+def check_params(params: Any, defaults: dict, where: str, scope: str = "") -> dict:
+    """Known keys only, each of its default's type and within its BOUNDS."""
     if not isinstance(params, dict):
         raise UserError(f"{where}: expected a table of parameters")
     check_keys(params, defaults, where)
-    return {k: check_value(v, defaults[k], f"{where}.{k}") for k, v in params.items()}
+    checked = {k: check_value(v, defaults[k], f"{where}.{k}") for k, v in params.items()}
+    for key, value in checked.items():
+        check_bound(key, value, f"{where}.{key}", scope)
+    return checked
 
 
 def _fill(spec_type, table: Any, where: str):
-    if not isinstance(table, dict):
-        raise UserError(f"{where}: expected a table")
-    defaults = {f.name: f.default for f in dataclasses.fields(spec_type)}
-    check_keys(table, defaults, where)
-    values = {}
-    for key, value in table.items():
-        value = check_value(value, defaults[key], f"{where}.{key}")
-        if key in _LOWER_BOUNDS:
-            low, inclusive = _LOWER_BOUNDS[key]
-            if value < low or (value == low and not inclusive):
-                raise UserError(f"{where}.{key}: must be {'>=' if inclusive else '>'} {low}, got {value}")
-        if key in _CHOICES and value not in _CHOICES[key]:
-            raise UserError(f"{where}.{key}: must be one of {', '.join(_CHOICES[key])}, got {value!r}")
-        values[key] = value
-    if values.get("drop_rate", 0.0) >= 1.0:
-        raise UserError(f"{where}.drop_rate: must be < 1, got {values['drop_rate']}")
-    return spec_type(**values)
+    return spec_type(**check_params(table, {f.name: f.default for f in dataclasses.fields(spec_type)}, where))
 
 
 def resolve_scenario_path(name_or_path: str) -> Path:
@@ -132,13 +188,13 @@ def shipped_scenarios() -> list[Path]:
 
 def load_scenario(name_or_path: str) -> Scenario:
     # Imported here: the registries pull in Avalanche, which `load_scenario` users already need.
-    from .benchmarks import validate_benchmark
+    from .benchmarks import BENCHMARKS, validate_benchmark
     from .strategies import validate_strategy
 
     path = resolve_scenario_path(name_or_path)
     try:
         raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
+    except ValueError as err:  # a TOMLDecodeError, or an integer too long for Python to read
         raise UserError(f"{path}: malformed TOML: {err}") from err
     except (OSError, UnicodeDecodeError) as err:
         raise UserError(f"{path}: cannot read: {err}") from err
@@ -149,14 +205,21 @@ def load_scenario(name_or_path: str) -> Scenario:
         if key not in raw:
             raise UserError(f"{path}: missing key '{key}'")
     setting = check_value(raw["setting"], "", f"{path}: setting")
-    if setting not in SETTINGS:
-        raise UserError(f"{path}: setting: must be one of {', '.join(SETTINGS)}, got {setting!r}")
+    check_bound("setting", setting, f"{path}: setting")
+    scenario_name = check_value(raw.get("name", path.stem), "", f"{path}: name")
+    if scenario_name in ("", ".", "..") or not scenario_name.isprintable() or any(c in scenario_name for c in "/\\"):
+        raise UserError(f"{path}: name: must be usable as a folder name (printable, no '/' or '\\'), "
+                        f"got {scenario_name!r}")
 
     bench = dict(raw["benchmark"]) if isinstance(raw["benchmark"], dict) else None
     if not bench or "name" not in bench:
         raise UserError(f"{path}: benchmark: expected a table with a 'name' key")
     bench_name = check_value(bench.pop("name"), "", f"{path}: benchmark.name")
-    bench_params = validate_benchmark(bench_name, setting, bench, f"{path}: benchmark")
+    bench_params = validate_benchmark(bench_name, setting, bench, f"{path}: benchmark", base_dir=path.parent)
+    model = _fill(ModelSpec, raw.get("model", {}), f"{path}: model")
+    if model.num_outputs and BENCHMARKS[bench_name].regression:
+        raise UserError(f"{path}: model.num_outputs: {bench_name} is a regression benchmark whose output is "
+                        "its input's size; leave num_outputs at 0")
 
     strategies = raw.get("strategies", {})
     if not isinstance(strategies, dict) or not strategies:
@@ -166,18 +229,18 @@ def load_scenario(name_or_path: str) -> Scenario:
                   for name, hparams in strategies.items()}
 
     seeds = raw.get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds or not all(
-        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds
-    ):
-        raise UserError(f"{path}: seeds: expected a non-empty list of non-negative integers, got {seeds!r}")
+    if not isinstance(seeds, list) or not seeds:
+        raise UserError(f"{path}: seeds: expected a non-empty list of integers, got {seeds!r}")
+    for seed in seeds:
+        check_bound("seed", check_value(seed, 0, f"{path}: seeds"), f"{path}: seeds")
 
     return Scenario(
-        name=check_value(raw.get("name", path.stem), "", f"{path}: name"),
+        name=scenario_name,
         description=check_value(raw.get("description", ""), "", f"{path}: description"),
         setting=setting,
         benchmark=bench_name,
         benchmark_params=bench_params,
-        model=_fill(ModelSpec, raw.get("model", {}), f"{path}: model"),
+        model=model,
         training=training,
         strategies=strategies,
         seeds=tuple(seeds),

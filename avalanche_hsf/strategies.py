@@ -53,12 +53,7 @@ _HSF_MODEL_DEFAULTS = {"latent_dim": 8, "embedding_dim": 16, "chunk_size": 1024,
 
 
 def _hsf_check(hparams, training):
-    if hparams["optimizer"] not in ("sgd", "adam"):
-        return f"optimizer must be sgd or adam, got {hparams['optimizer']!r}"
-    if hparams["lr"] <= 0 or hparams["beta"] < 0 or hparams["gamma"] < 0:
-        return "lr must be > 0, and beta and gamma >= 0"
-    if hparams["inference"] not in ("flow", "entropy") or (hparams["inference"] == "flow"
-                                                            and not hparams["use_flow"]):
+    if hparams["inference"] == "flow" and not hparams["use_flow"]:
         return "inference must be 'entropy', or 'flow' with use_flow = true"
     return None
 
@@ -90,7 +85,7 @@ class StrategyEntry:
     wrap_model: Callable | None = None
     multi_head: bool = True  # one head per task in task-IL; False keeps a single shared head
     state: Callable = plugin_state  # the objects that hold the strategy's per-task state
-    check: Callable | None = None  # (hparams, training spec) -> an error message, or None
+    check: Callable | None = None  # (hparams, training spec) -> an error message, or None; ranges are in BOUNDS
     build_model: Callable | None = None  # (model spec, input shape, head size, setting, **hparams) -> model
     model_params: tuple = ()  # the hyperparameters that go to `build_model` rather than the plugin
     training_params: tuple = ()  # hyperparameters overriding the scenario's training (e.g. optimizer, lr)
@@ -143,7 +138,7 @@ STRATEGIES = {
 
 def validate_strategy(name: str, setting: str, hparams, where: str, training=None) -> dict:
     entry = registry_entry(STRATEGIES, "strategy", name, setting, where)
-    hparams = check_params(hparams, entry.defaults, where)
+    hparams = check_params(hparams, entry.defaults, where, scope=name)
     problem = entry.check and training and entry.check({**entry.defaults, **hparams}, training)
     if problem:
         raise UserError(f"{where}: {problem}")

@@ -6,21 +6,7 @@ import sys
 import pytest
 
 from avalanche_hsf.cli import main
-from conftest import scenario_text
-
-
-def run_cli(capsys, *args):
-    code = main(list(args))
-    err = capsys.readouterr().err.strip()
-    return code, err
-
-
-def assert_clean_error(code, err, *fragments):
-    assert code != 0
-    assert len(err.splitlines()) == 1, err
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in err, err
+from conftest import assert_clean_error, run_cli, scenario_text
 
 
 def test_unknown_scenario(capsys, tmp_path):
