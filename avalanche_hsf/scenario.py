@@ -95,6 +95,7 @@ BOUNDS = {
     "latent_dim": Range(2),  # the coupling flow splits the latent in two
     "embedding_dim": COUNT, "chunk_size": COUNT, "hnet_hidden": COUNT, "sde_steps": COUNT,
     "max_diffusion": NON_NEGATIVE, "sde_samples": COUNT, "head_hidden": NON_NEGATIVE,
+    "decoder_hidden": NON_NEGATIVE, "reconstruction": NON_NEGATIVE,
     "inference": OneOf(("flow", "entropy")),
 }
 

@@ -49,7 +49,8 @@ def _piggyback_check(hparams, training):
 
 _HSF_MODEL_DEFAULTS = {"latent_dim": 8, "embedding_dim": 16, "chunk_size": 1024, "hnet_hidden": 64,
                        "use_sde": True, "use_flow": True, "inference": "flow", "sde_steps": 10,
-                       "max_diffusion": 0.1, "sde_samples": 1, "head_hidden": 0}
+                       "max_diffusion": 0.1, "sde_samples": 1, "head_hidden": 0,
+                       "decoder_hidden": 0}
 
 
 def _hsf_check(hparams, training):
@@ -61,7 +62,7 @@ def _hsf_check(hparams, training):
 def _hsf(description: str, **overrides) -> "StrategyEntry":
     # Hypernetworks train with Adam, as in von Oswald et al.'s code; SGD with the scenarios'
     # learning rates leaves them near chance.
-    defaults = {"beta": 0.1, "gamma": 0.1, "reg_tasks": 8, "optimizer": "adam", "lr": 0.001,
+    defaults = {"beta": 0.1, "gamma": 0.1, "reconstruction": 1.0, "reg_tasks": 8, "optimizer": "adam", "lr": 0.001,
                 **_HSF_MODEL_DEFAULTS, **overrides}
     return StrategyEntry(description, plugin=HSFPlugin, defaults=defaults, build_model=build_hsf_model,
                          model_params=tuple(_HSF_MODEL_DEFAULTS), training_params=("optimizer", "lr"),
@@ -131,6 +132,8 @@ STRATEGIES = {
     "hsf_nosde": _hsf("HSF ablation: no latent SDE (the head reads z0 directly)", use_sde=False),
     "hsf_noflow": _hsf("HSF ablation: no flow; tasks inferred by lowest predictive entropy",
                        use_flow=False, gamma=0.0, inference="entropy"),
+    "hsf_ent": _hsf("HSF with entropy-based task inference (HNET+ENT) instead of the flow's likelihood",
+                    inference="entropy"),
     "mlp_ae": StrategyEntry("the seed benchmark's plain MLP autoencoder, trained sequentially (regression)",
                             build_model=build_mlp_autoencoder),
 }

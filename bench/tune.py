@@ -74,9 +74,12 @@ def main():
             continue
         seconds = time.perf_counter() - start
         grid.append({args.param: value, "acc": result["acc"], "acc_std": result["acc_std"],
-                     "bwt": result["bwt"], "seconds": seconds})
+                     "bwt": result["bwt"], "seconds": seconds,
+                     **{k: result[k] for k in ("task_inference_acc",) if k in result}})
+        inferred = (f"  task inference {100 * result['task_inference_acc']:5.1f}"
+                    if "task_inference_acc" in result else "")
         print(f"{args.param}={raw:>10}  ACC {100 * result['acc']:5.1f} ± {100 * result['acc_std']:.1f}"
-              f"  BWT {100 * result['bwt']:6.1f}  [{seconds:.0f} s]", flush=True)
+              f"  BWT {100 * result['bwt']:6.1f}{inferred}  [{seconds:.0f} s]", flush=True)
     finished = [g for g in grid if "acc" in g]
     best = max(finished, key=lambda g: g["acc"]) if finished else None
     print(f"best by ACC: {args.param}={best[args.param]}" if best else "best by ACC: none (all failed)")

@@ -19,6 +19,7 @@ from avalanche_hsf import files
 from avalanche_hsf.benchmarks import BENCHMARKS, _parameters, build_benchmark
 from avalanche_hsf.errors import UserError
 from avalanche_hsf.models import build_model
+from avalanche_hsf.models.hsf import build_hsf_model
 from avalanche_hsf.scenario import BOUNDS, ModelSpec, TrainingSpec, load_scenario
 from avalanche_hsf.strategies import STRATEGIES, validate_strategy
 from conftest import assert_clean_error, run_cli, scenario_text
@@ -311,6 +312,8 @@ def test_num_outputs_on_a_regression_benchmark(capsys, write_scenario, tmp_path)
 def test_model_too_large_to_allocate():
     with pytest.raises(UserError, match="model: cannot allocate a mlp with hidden_size = 1099511627776"):
         build_model(ModelSpec(hidden_size=2**40), (1, 8, 8), 10, multi_head=False)
+    with pytest.raises(UserError, match="model: cannot allocate an HSF model .* hnet_hidden = 1099511627776"):
+        build_hsf_model(ModelSpec(), (1, 8, 8), 10, "task-il", hnet_hidden=2**40)
 
 
 # --- unwritable output and a full disk -----------------------------------------------------

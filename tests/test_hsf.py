@@ -180,6 +180,51 @@ def test_regulariser_is_the_mean_squared_distance_to_the_stored_outputs(monkeypa
     assert torch.allclose(plugin.regularizer(model), expected, rtol=1e-6)
 
 
+@pytest.fixture(scope="module")
+def digits_cil_two_tasks():
+    """HSF with and without a decoder, each trained on the first two experiences of split_digits_cil."""
+    benchmark = build_benchmark("split_digits", "class-il", {"n_experiences": 5})
+    models = {}
+    for decoder_hidden in (0, 32):
+        torch.manual_seed(0)
+        models[decoder_hidden] = model = make_model(num_outputs=10, infer_task=True, decoder_hidden=decoder_hidden)
+        strategy = make_strategy(model, epochs=8, lr=3e-3)
+        for experience in benchmark.train_stream[:2]:
+            strategy.train(experience)
+        model.eval()
+    test_inputs = [torch.stack([x for x, *_ in benchmark.test_stream[i].dataset]) for i in range(2)]
+    return models, test_inputs
+
+
+def task_inference_accuracy(model, test_inputs) -> float:
+    with torch.no_grad():
+        right = [(model.task_scores(x).argmax(1) == task).float().mean() for task, x in enumerate(test_inputs)]
+    return float(sum(right) / len(right))
+
+
+def test_decoder_makes_the_latent_code_identify_its_task(digits_cil_two_tasks):
+    """A classifier's code keeps only what separates its classes; trained to reconstruct the input too,
+    it keeps what identifies the input, and the joint density log p_t(z0) + log p_t(x | z0) finds the task."""
+    models, test_inputs = digits_cil_two_tasks
+    with_decoder = task_inference_accuracy(models[32], test_inputs)
+    assert with_decoder > 0.85  # chance is 0.5
+    assert with_decoder > task_inference_accuracy(models[0], test_inputs) + 0.1
+
+
+def test_reconstruction_variance_survives_a_state_dict_round_trip(digits_cil_two_tasks):
+    models, test_inputs = digits_cil_two_tasks
+    model = models[32]
+    assert set(model.reconstruction_var) == {0, 1} and all(v > 0 for v in model.reconstruction_var.values())
+    torch.manual_seed(1)
+    copy = make_model(num_outputs=10, infer_task=True, decoder_hidden=32)
+    for task in model.task_embeddings:
+        copy.add_task(int(task))
+    copy.load_state_dict(model.state_dict())
+    copy.eval()
+    with torch.no_grad():
+        assert torch.equal(copy.task_scores(test_inputs[0]), model.task_scores(test_inputs[0]))
+
+
 def test_class_il_evaluation_before_learning_is_a_clear_error():
     model = make_model(infer_task=True)
     model.eval()

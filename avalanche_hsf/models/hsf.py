@@ -22,7 +22,7 @@ from torch import nn
 from torch.func import functional_call as _functional_call
 
 from ..errors import DivergedError, NotTrainedError
-from .scenario_models import output_size
+from .scenario_models import allocation_checked, output_size
 
 # The target ties no weights (HSFModel checks), so torch.func's search for tied weights, about half
 # of each call's overhead, is skipped; the call is otherwise the same.
@@ -88,13 +88,15 @@ class HSFTarget(nn.Module):
 
     `forward` returns logits (averaged over `sde_samples` paths) and leaves the flow's
     per-dimension log-density of z0 in `self.latent_log_prob` for the plugin and for task
-    inference.
+    inference. With `decoder_hidden > 0` a decoder reconstructs the input from z0 and the
+    per-sample squared error is left in `self.reconstruction_error`: trained on it, z0 keeps
+    what identifies the input, which a classifier's code alone discards and task inference needs.
     """
 
     def __init__(self, in_features: int, num_outputs: int, hidden: int = 100, latent_dim: int = 8,
                  use_sde: bool = True, use_flow: bool = True, sde_method: str = "euler",
                  sde_steps: int = 10, horizon: float = 1.0, max_diffusion: float = 0.1,
-                 flow_layers: int = 4, sde_samples: int = 1, head_hidden: int = 0):
+                 flow_layers: int = 4, sde_samples: int = 1, head_hidden: int = 0, decoder_hidden: int = 0):
         super().__init__()
         if latent_dim < 2 and use_flow:
             raise ValueError("the coupling flow needs latent_dim >= 2")
@@ -103,11 +105,12 @@ class HSFTarget(nn.Module):
         self.flow = _coupling_flow(latent_dim, hidden // 2, flow_layers) if use_flow else None
         # A linear classifier head, or an MLP decoder for reconstruction (head_hidden > 0).
         self.head = _mlp([latent_dim, head_hidden, num_outputs]) if head_hidden else nn.Linear(latent_dim, num_outputs)
+        self.decoder = _mlp([latent_dim, decoder_hidden, in_features]) if decoder_hidden else None
         self.in_features, self.num_outputs, self.latent_dim = in_features, num_outputs, latent_dim
         self.sde_method, self.sde_samples = sde_method, sde_samples
         self.register_buffer("sde_times", torch.tensor([0.0, horizon]), persistent=False)
         self.sde_dt = horizon / sde_steps
-        self.latent_log_prob = None
+        self.latent_log_prob = self.reconstruction_error = None
 
     def log_prob(self, z0):
         """log p(z0) per latent dimension under this task's flow."""
@@ -130,8 +133,9 @@ class HSFTarget(nn.Module):
         return z_T.view(samples, *z0.shape)
 
     def forward(self, x, mode: str = "predict", latent_stats=None):
-        """`mode`: "predict" (logits), "encode" (z0) or "log_prob" (x is z0), so that
-        `functional_call` can run any part under generated weights.
+        """`mode`: "predict" (logits), "encode" (z0), "log_prob" (x is z0) or "reconstruct"
+        (per-sample squared error of the decoder), so that `functional_call` can run any part
+        under generated weights.
 
         The flow scores z0 standardised by its task's statistics (`latent_stats`, or the
         batch's while training), so that log-densities of different tasks, each in its own
@@ -142,10 +146,17 @@ class HSFTarget(nn.Module):
         if mode == "log_prob":
             return self.log_prob(self.standardise(x, latent_stats))
         z0 = self.encoder(x)
+        if mode == "reconstruct":
+            return self.squared_error(x, z0)
         # The flow fits the encoder's codes without pulling on the encoder (no collapse).
         self.latent_log_prob = (self.log_prob(self.standardise(z0.detach(), latent_stats))
                                 if self.flow is not None else None)
+        self.reconstruction_error = self.squared_error(x, z0) if self.decoder is not None else None
         return self.head(self.evolve(z0)).mean(0)
+
+    def squared_error(self, x, z0):
+        """Per sample, the decoder's squared reconstruction error of `x` from its code `z0`."""
+        return (self.decoder(z0) - x.flatten(1)).pow(2).sum(1)
 
     def standardise(self, z0, latent_stats=None):
         if latent_stats is None and self.training and len(z0) > 1:
@@ -235,7 +246,8 @@ class HSFModel(MultiTaskModule):
         self.training_task, self.training_classes = None, None  # set by HSFPlugin in class-/domain-IL
         self.class_sets = {}  # task id -> global class ids, recorded after each experience
         self.latent_stats = {}  # task id -> (mean, std) of its latent codes, recorded after each experience
-        self.latent_log_prob = None
+        self.reconstruction_var = {}  # task id -> its decoder's mean squared error per input feature, likewise
+        self.latent_log_prob = self.reconstruction_error = None  # of the last forward pass, for HSFPlugin
 
     @property
     def compression_ratio(self) -> float:
@@ -251,18 +263,26 @@ class HSFModel(MultiTaskModule):
             self.known_train_tasks_labels |= set(experience.task_labels)
 
     def get_extra_state(self):
-        return {"class_sets": self.class_sets, "latent_stats": self.latent_stats}
+        return {"class_sets": self.class_sets, "latent_stats": self.latent_stats,
+                "reconstruction_var": self.reconstruction_var}
 
     def set_extra_state(self, state):
         self.class_sets = {int(task): list(classes) for task, classes in state["class_sets"].items()}
         self.latent_stats = {int(task): tuple(stats) for task, stats in state["latent_stats"].items()}
+        self.reconstruction_var = {int(task): var for task, var in state.get("reconstruction_var", {}).items()}
 
     @torch.no_grad()
     def record_latent_stats(self, task: int, inputs) -> None:
-        """Mean and std of the task's latent codes over `inputs` (an iterable of input batches)."""
+        """Mean and std of the task's latent codes over `inputs` (an iterable of input batches), and
+        its decoder's mean squared error per feature: the variance of its Gaussian p(x | z0)."""
         params = self.hnet.unflatten(self.generate(task))
+        inputs = list(inputs)
         codes = torch.cat([functional_call(self.target, params, (x,), {"mode": "encode"}) for x in inputs])
         self.latent_stats[task] = (codes.mean(0), codes.std(0))
+        if self.target.decoder is not None:
+            errors = torch.cat([functional_call(self.target, params, (x,), {"mode": "reconstruct"})
+                                for x in inputs])
+            self.reconstruction_var[task] = errors.mean() / self.target.in_features
 
     @property
     def learned_tasks(self) -> list[int]:
@@ -296,6 +316,7 @@ class HSFModel(MultiTaskModule):
         params = self.hnet.unflatten(self.generate(task))
         logits = functional_call(self.target, params, (x,), {"latent_stats": self.latent_stats.get(task)})
         self.latent_log_prob = self.target.latent_log_prob
+        self.reconstruction_error = self.target.reconstruction_error
         return logits
 
     @_generating_once
@@ -331,14 +352,28 @@ class HSFModel(MultiTaskModule):
 
     @torch.no_grad()
     def task_scores(self, x) -> torch.Tensor:
-        """(n_samples, n_learned_tasks) scores; higher means more likely that task."""
+        """(n_samples, n_learned_tasks) scores; higher means more likely that task.
+
+        With `inference="flow"`, each task's log-density of its own latent code, log p_t(z0): the
+        flow's density of the standardised code plus the standardisation's log-determinant, so
+        that tasks whose codes have different scales compare fairly. With a decoder, plus
+        log p_t(x | z0), a Gaussian with the task's recorded reconstruction variance: together
+        the joint log-density of the input and its code under task t.
+        """
         scores = []
         for task in self.learned_tasks:
             params = self.hnet.unflatten(self.generate(task))
             if self.inference == "flow":
                 z0 = functional_call(self.target, params, (x,), {"mode": "encode"})
-                scores.append(functional_call(self.target, params, (z0,),
-                                              {"mode": "log_prob", "latent_stats": self.latent_stats[task]}))
+                mean, std = self.latent_stats[task]
+                score = (self.target.latent_dim * functional_call(
+                    self.target, params, (z0,), {"mode": "log_prob", "latent_stats": (mean, std)})
+                    - (std + 1e-3).log().sum())
+                if self.target.decoder is not None:
+                    var = self.reconstruction_var[task]
+                    error = functional_call(self.target, params, (x,), {"mode": "reconstruct"})
+                    score = score - 0.5 * (error / var + self.target.in_features * (2 * math.pi * var).log())
+                scores.append(score)
             else:
                 logits = functional_call(self.target, params, (x,))[:, self.class_sets[task]]
                 probs = torch.softmax(logits, dim=1)
@@ -365,10 +400,15 @@ def build_hsf_model(spec, input_shape, num_outputs: int, setting: str, *, latent
                     embedding_dim: int = 16, chunk_size: int = 1024, hnet_hidden: int = 64,
                     use_sde: bool = True, use_flow: bool = True, inference: str = "flow",
                     sde_steps: int = 10, max_diffusion: float = 0.1, sde_samples: int = 1,
-                    head_hidden: int = 0) -> HSFModel:
+                    head_hidden: int = 0, decoder_hidden: int = 0) -> HSFModel:
     """An HSF model for a scenario's model spec; the task is inferred unless the setting is task-IL."""
-    target = HSFTarget(math.prod(input_shape), output_size(spec, num_outputs), hidden=spec.hidden_size,
-                       latent_dim=latent_dim, use_sde=use_sde, use_flow=use_flow, sde_steps=sde_steps,
-                       max_diffusion=max_diffusion, sde_samples=sde_samples, head_hidden=head_hidden)
-    return HSFModel(target, embedding_dim=embedding_dim, chunk_size=chunk_size, hnet_hidden=hnet_hidden,
-                    infer_task=setting != "task-il", inference=inference)
+    num_outputs = output_size(spec, num_outputs)
+    with allocation_checked(f"an HSF model with hidden_size = {spec.hidden_size}, latent_dim = {latent_dim}, "
+                            f"hnet_hidden = {hnet_hidden}, chunk_size = {chunk_size} and decoder_hidden = "
+                            f"{decoder_hidden}"):
+        target = HSFTarget(math.prod(input_shape), num_outputs, hidden=spec.hidden_size,
+                           latent_dim=latent_dim, use_sde=use_sde, use_flow=use_flow, sde_steps=sde_steps,
+                           max_diffusion=max_diffusion, sde_samples=sde_samples, head_hidden=head_hidden,
+                           decoder_hidden=decoder_hidden)
+        return HSFModel(target, embedding_dim=embedding_dim, chunk_size=chunk_size, hnet_hidden=hnet_hidden,
+                        infer_task=setting != "task-il", inference=inference)

@@ -2,6 +2,7 @@
 (Avalanche's `as_multitask`) in task-IL and a single head otherwise."""
 
 import math
+from contextlib import contextmanager
 
 from avalanche.models import SimpleMLP, as_multitask
 from torch import nn
@@ -26,6 +27,15 @@ class SmallCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
+@contextmanager
+def allocation_checked(what: str):
+    """Sizes in a scenario file too large to allocate become a UserError naming `what`."""
+    try:
+        yield
+    except (MemoryError, RuntimeError) as err:
+        raise UserError(f"model: cannot allocate {what}: {err}") from err
+
+
 def output_size(spec: ModelSpec, needed: int) -> int:
     """[model] num_outputs, or `needed` (the benchmark's largest label + 1) when it is 0 (automatic)."""
     if spec.num_outputs and spec.num_outputs < needed:
@@ -40,16 +50,14 @@ def build_model(spec: ModelSpec, input_shape, num_outputs: int, multi_head: bool
     if spec.type == "cnn" and (len(input_shape) != 3 or min(input_shape[1:]) < 2):
         raise UserError(f"model.type: 'cnn' needs images of shape (channels, height, width), at least 2x2; "
                         f"this benchmark's inputs have shape {tuple(input_shape)} (use type = \"mlp\")")
-    try:
+    with allocation_checked(f"a {spec.type} with hidden_size = {spec.hidden_size}, "
+                            f"hidden_layers = {spec.hidden_layers} and {num_outputs} outputs"):
         if spec.type == "mlp":
             model = SimpleMLP(num_classes=num_outputs, input_size=math.prod(input_shape),
                               hidden_size=spec.hidden_size, hidden_layers=spec.hidden_layers,
                               drop_rate=spec.drop_rate)
         else:
             model = SmallCNN(input_shape[0], num_outputs, spec.hidden_size, spec.drop_rate)
-    except (MemoryError, RuntimeError) as err:  # sizes in the file too large to allocate
-        raise UserError(f"model: cannot allocate a {spec.type} with hidden_size = {spec.hidden_size}, "
-                        f"hidden_layers = {spec.hidden_layers} and {num_outputs} outputs: {err}") from err
     return as_multitask(model, "classifier") if multi_head else model
 
 

@@ -26,13 +26,16 @@ class HSFPlugin(SupervisedPlugin):
     statistics of its latent codes, which task inference needs.
     """
 
-    def __init__(self, beta: float = 0.01, gamma: float = 0.1, reg_tasks: int = 8, seed: int = 0):
+    def __init__(self, beta: float = 0.01, gamma: float = 0.1, reg_tasks: int = 8, seed: int = 0,
+                 reconstruction: float = 1.0):
         super().__init__()
-        if beta < 0 or gamma < 0:
-            raise ValueError(f"HSF: beta and gamma must be >= 0, got beta={beta}, gamma={gamma}")
+        if beta < 0 or gamma < 0 or reconstruction < 0:
+            raise ValueError(f"HSF: beta, gamma and reconstruction must be >= 0, got beta={beta}, gamma={gamma}, "
+                             f"reconstruction={reconstruction}")
         if reg_tasks < 1:
             raise ValueError(f"HSF: reg_tasks must be >= 1, got {reg_tasks}")
         self.beta, self.gamma, self.reg_tasks = beta, gamma, reg_tasks
+        self.reconstruction = reconstruction
         self.targets: dict[int, torch.Tensor] = {}
         self.current_task = None
         self._rng = random.Random(seed)
@@ -93,6 +96,9 @@ class HSFPlugin(SupervisedPlugin):
             strategy.loss += self.beta * self.regularizer(model)
         if self.gamma > 0 and model.latent_log_prob is not None:
             strategy.loss += -self.gamma * model.latent_log_prob.mean()
+        if self.reconstruction > 0 and model.reconstruction_error is not None:
+            # Per input feature, so the weight does not depend on the input's size.
+            strategy.loss += self.reconstruction * model.reconstruction_error.mean() / model.target.in_features
 
     def after_training_exp(self, strategy, **kwargs):
         model = self._model(strategy)
