@@ -27,6 +27,13 @@ grids() {
     $PY bench/tune.py split_mnist5k_til hsf lr 0.0003,0.003 $H --tag h256l32 $T
     $PY bench/tune.py split_mnist5k_til hsf beta 0.01,1.0 $H --set lr=0.003 --tag h256l32lr $T  # 0.1: the lr grid
     $PY bench/tune.py split_mnist5k_til lwf alpha 0.1,1,10,100 $T
+    for S in split_digits_cil split_mnist5k_cil; do  # class-IL: the regularisers' values
+      $PY bench/tune.py $S ewc ewc_lambda 100,1000,10000,100000 $T
+      $PY bench/tune.py $S lwf alpha 0.1,1,10,100 $T
+    done
+    # class-IL HSF: the decoder's reconstruction weight (the scenario files' other values fixed)
+    $PY bench/tune.py split_mnist5k_cil hsf reconstruction 1,3,10,30,100 $T
+    $PY bench/tune.py split_digits_cil hsf reconstruction 1,10 $T
   ) &
   (
     # permuted_mnist5k_til is new: every regulariser gets a 4-value grid, HSF its beta.
