@@ -87,8 +87,7 @@ class HSFTarget(nn.Module):
     """The task network: encoder -> z0 -> SDE over [0, T] -> head; a flow scores z0.
 
     `forward` returns logits (averaged over `sde_samples` paths) and leaves the flow's
-    per-dimension log-density of z0 in `self.latent_log_prob` for the plugin and for task
-    inference. With `decoder_hidden > 0` a decoder reconstructs the input from z0 and the
+    per-dimension log-density of z0 in `self.latent_log_prob` for the plugin's NLL term. With `decoder_hidden > 0` a decoder reconstructs the input from z0 and the
     per-sample squared error is left in `self.reconstruction_error`: trained on it, z0 keeps
     what identifies the input, which a classifier's code alone discards and task inference needs.
     """
@@ -132,10 +131,10 @@ class HSFTarget(nn.Module):
                                 f"{self.sde_method} step {self.sde_dt:g}); use more sde_steps or a smaller lr")
         return z_T.view(samples, *z0.shape)
 
-    def forward(self, x, mode: str = "predict", latent_stats=None):
-        """`mode`: "predict" (logits), "encode" (z0), "log_prob" (x is z0) or "reconstruct"
-        (per-sample squared error of the decoder), so that `functional_call` can run any part
-        under generated weights.
+    def forward(self, x, mode: str = "predict", latent_stats=None, reconstruction_var=None):
+        """`mode`: "predict" (logits), "encode" (z0), "reconstruct" (per-sample squared error of
+        the decoder) or "log_density" (see `log_density`), so that `functional_call` can run any
+        part under generated weights.
 
         The flow scores z0 standardised by its task's statistics (`latent_stats`, or the
         batch's while training), so that log-densities of different tasks, each in its own
@@ -143,11 +142,11 @@ class HSFTarget(nn.Module):
         """
         if mode == "encode":
             return self.encoder(x)
-        if mode == "log_prob":
-            return self.log_prob(self.standardise(x, latent_stats))
         z0 = self.encoder(x)
         if mode == "reconstruct":
             return self.squared_error(x, z0)
+        if mode == "log_density":
+            return self.log_density(x, z0, latent_stats, reconstruction_var)
         # The flow fits the encoder's codes without pulling on the encoder (no collapse).
         self.latent_log_prob = (self.log_prob(self.standardise(z0.detach(), latent_stats))
                                 if self.flow is not None else None)
@@ -157,6 +156,18 @@ class HSFTarget(nn.Module):
     def squared_error(self, x, z0):
         """Per sample, the decoder's squared reconstruction error of `x` from its code `z0`."""
         return (self.decoder(z0) - x.flatten(1)).pow(2).sum(1)
+
+    def log_density(self, x, z0, latent_stats, reconstruction_var=None):
+        """Per sample, log p(z0) under this task: the flow's density of the code standardised by the
+        task's `latent_stats`, plus the standardisation's log-determinant, so that tasks whose codes
+        have different scales compare fairly. With a decoder, plus log p(x | z0), a Gaussian with the
+        task's `reconstruction_var` per feature: together the joint log-density of input and code."""
+        std = latent_stats[1]
+        density = self.flow.log_prob(self.standardise(z0, latent_stats)) - (std + 1e-3).log().sum()
+        if self.decoder is not None:
+            density = density - 0.5 * (self.squared_error(x, z0) / reconstruction_var
+                                       + self.in_features * (2 * math.pi * reconstruction_var).log())
+        return density
 
     def standardise(self, z0, latent_stats=None):
         if latent_stats is None and self.training and len(z0) > 1:
@@ -354,26 +365,16 @@ class HSFModel(MultiTaskModule):
     def task_scores(self, x) -> torch.Tensor:
         """(n_samples, n_learned_tasks) scores; higher means more likely that task.
 
-        With `inference="flow"`, each task's log-density of its own latent code, log p_t(z0): the
-        flow's density of the standardised code plus the standardisation's log-determinant, so
-        that tasks whose codes have different scales compare fairly. With a decoder, plus
-        log p_t(x | z0), a Gaussian with the task's recorded reconstruction variance: together
-        the joint log-density of the input and its code under task t.
+        With `inference="flow"`, the log-density of each task's own code of the input,
+        log p_t(z0), plus log p_t(x | z0) when the target has a decoder (`HSFTarget.log_density`).
         """
         scores = []
         for task in self.learned_tasks:
             params = self.hnet.unflatten(self.generate(task))
             if self.inference == "flow":
-                z0 = functional_call(self.target, params, (x,), {"mode": "encode"})
-                mean, std = self.latent_stats[task]
-                score = (self.target.latent_dim * functional_call(
-                    self.target, params, (z0,), {"mode": "log_prob", "latent_stats": (mean, std)})
-                    - (std + 1e-3).log().sum())
-                if self.target.decoder is not None:
-                    var = self.reconstruction_var[task]
-                    error = functional_call(self.target, params, (x,), {"mode": "reconstruct"})
-                    score = score - 0.5 * (error / var + self.target.in_features * (2 * math.pi * var).log())
-                scores.append(score)
+                scores.append(functional_call(self.target, params, (x,), {
+                    "mode": "log_density", "latent_stats": self.latent_stats[task],
+                    "reconstruction_var": self.reconstruction_var.get(task)}))
             else:
                 logits = functional_call(self.target, params, (x,))[:, self.class_sets[task]]
                 probs = torch.softmax(logits, dim=1)
