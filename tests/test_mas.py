@@ -217,8 +217,8 @@ def test_per_batch_estimator_matches_per_sample_at_batch_size_one_and_is_never_l
     model = trained_batchnorm_model()
     data = TensorDataset(*tiny_data())
     per_sample = mas_importance(model, data)
-    batch_of_one = mas_importance(model, data, per_sample=False, chunk_size=1)
-    per_batch = mas_importance(model, data, per_sample=False, chunk_size=8)
+    batch_of_one = mas_importance(model, data, per_sample=False, batch_size=1)
+    per_batch = mas_importance(model, data, per_sample=False, batch_size=8)
     for name in per_sample:
         assert torch.allclose(batch_of_one[name], per_sample[name], atol=1e-6)
         assert (per_batch[name] <= per_sample[name] + 1e-6).all()
@@ -361,6 +361,8 @@ def test_registry_builds_both_mas_entries():
     ({"lambda_reg": -1.0}, "lambda_reg"),
     ({"accumulate": "max"}, "accumulate"),
     ({"alpha": 1.5}, "alpha"),
+    ({"chunk_size": 0}, "chunk_size"),
+    ({"batch_size": 0}, "batch_size"),
     ({"importance_data": TensorDataset(torch.zeros(0, 4))}, "empty"),
 ])
 def test_bad_arguments_are_value_errors(kwargs, message):
