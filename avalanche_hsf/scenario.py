@@ -63,6 +63,10 @@ class OneOf:
 
 COUNT = Range(1)
 NON_NEGATIVE = Range(0)  # a weight or size where 0 switches the thing off
+# A layer width: torch's size arithmetic overflows far beyond it (a TypeError, not an allocation
+# error), while any width up to it is a clean "cannot allocate" when too large for memory.
+MAX_WIDTH = 2**31 - 1
+WIDTH, OPTIONAL_WIDTH = Range(1, MAX_WIDTH), Range(0, MAX_WIDTH)
 POSITIVE = Range(0, low_open=True)
 FRACTION = Range(0, 1)
 SEED = Range(0, 2**32 - 1)  # what numpy's seeding accepts
@@ -74,7 +78,7 @@ BOUNDS = {
     "setting": OneOf(SETTINGS),
     "seed": SEED,
     # [model] and [training]
-    "type": OneOf(("mlp", "cnn")), "hidden_size": COUNT, "hidden_layers": COUNT,
+    "type": OneOf(("mlp", "cnn")), "hidden_size": WIDTH, "hidden_layers": COUNT,
     "drop_rate": Range(0, 1, high_open=True), "num_outputs": NON_NEGATIVE,
     "epochs": COUNT, "batch_size": COUNT, "eval_batch_size": COUNT, "lr": POSITIVE,
     "optimizer": OneOf(("sgd", "adam")), "momentum": Range(0, 1, high_open=True),
@@ -92,10 +96,10 @@ BOUNDS = {
     "post_prune_epochs": COUNT, "prune_proportion": Range(0, 1, low_open=True, high_open=True),
     "mask_init": POSITIVE, "threshold": POSITIVE,  # Piggyback's scores start above a positive threshold
     "beta": NON_NEGATIVE, "gamma": NON_NEGATIVE, "reg_tasks": COUNT,
-    "latent_dim": Range(2),  # the coupling flow splits the latent in two
-    "embedding_dim": COUNT, "chunk_size": COUNT, "hnet_hidden": COUNT, "sde_steps": COUNT,
-    "max_diffusion": NON_NEGATIVE, "sde_samples": COUNT, "head_hidden": NON_NEGATIVE,
-    "decoder_hidden": NON_NEGATIVE, "reconstruction": NON_NEGATIVE,
+    "latent_dim": Range(2, MAX_WIDTH),  # the coupling flow splits the latent in two
+    "embedding_dim": WIDTH, "chunk_size": WIDTH, "hnet_hidden": WIDTH, "sde_steps": COUNT,
+    "max_diffusion": NON_NEGATIVE, "sde_samples": COUNT, "head_hidden": OPTIONAL_WIDTH,
+    "decoder_hidden": OPTIONAL_WIDTH, "reconstruction": NON_NEGATIVE,
     "inference": OneOf(("flow", "entropy")),
 }
 

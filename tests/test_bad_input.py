@@ -134,7 +134,7 @@ def test_validate_strategy_applies_the_same_bounds():
     (("training",), "lr", math.inf, "training.lr: expected a finite number"),
     (("benchmark",), "class_order", ["a", 1], "class_order: must be a permutation"),
     (("training",), "batch_size", 2**64, "training.batch_size: integers must fit in 64 bits"),
-    (("model",), "hidden_size", 2**63 - 1, "model: cannot allocate a mlp with hidden_size = 9223372036854775807"),
+    (("model",), "hidden_size", 2**63 - 1, "model.hidden_size: must be >= 1 and <= 2147483647"),  # refused at load
 ])
 def test_bad_scenario_values(capsys, tmp_path, where, key, value, fragment):
     doc = copy.deepcopy(BASE)
@@ -307,6 +307,13 @@ def test_num_outputs_on_a_regression_benchmark(capsys, write_scenario, tmp_path)
         "hidden_size = 32", "hidden_size = 32\nnum_outputs = 3")
     code, err = run_cli(capsys, "run", str(write_scenario(text=text)), "--out", str(tmp_path / "out"))
     assert_clean_error(code, err, "model.num_outputs: seed_curves is a regression benchmark")
+
+
+@pytest.mark.parametrize("key", ["embedding_dim", "hnet_hidden", "chunk_size", "latent_dim", "decoder_hidden"])
+def test_hsf_widths_beyond_torchs_size_arithmetic_are_refused_at_load(capsys, write_scenario, tmp_path, key):
+    text = scenario_text(strategies=("hsf",)) + f"{key} = {2**63 - 1}\n"
+    code, err = run_cli(capsys, "run", str(write_scenario(text=text)), "--out", str(tmp_path / "out"), *FAST)
+    assert_clean_error(code, err, f"strategies.hsf.{key}: must be", "<= 2147483647")
 
 
 def test_model_too_large_to_allocate():

@@ -405,8 +405,8 @@ def build_hsf_model(spec, input_shape, num_outputs: int, setting: str, *, latent
     """An HSF model for a scenario's model spec; the task is inferred unless the setting is task-IL."""
     num_outputs = output_size(spec, num_outputs)
     with allocation_checked(f"an HSF model with hidden_size = {spec.hidden_size}, latent_dim = {latent_dim}, "
-                            f"hnet_hidden = {hnet_hidden}, chunk_size = {chunk_size} and decoder_hidden = "
-                            f"{decoder_hidden}"):
+                            f"embedding_dim = {embedding_dim}, hnet_hidden = {hnet_hidden}, chunk_size = "
+                            f"{chunk_size}, head_hidden = {head_hidden} and decoder_hidden = {decoder_hidden}"):
         target = HSFTarget(math.prod(input_shape), num_outputs, hidden=spec.hidden_size,
                            latent_dim=latent_dim, use_sde=use_sde, use_flow=use_flow, sde_steps=sde_steps,
                            max_diffusion=max_diffusion, sde_samples=sde_samples, head_hidden=head_hidden,
