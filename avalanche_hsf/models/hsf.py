@@ -87,9 +87,10 @@ class HSFTarget(nn.Module):
     """The task network: encoder -> z0 -> SDE over [0, T] -> head; a flow scores z0.
 
     `forward` returns logits (averaged over `sde_samples` paths) and leaves the flow's
-    per-dimension log-density of z0 in `self.latent_log_prob` for the plugin's NLL term. With `decoder_hidden > 0` a decoder reconstructs the input from z0 and the
-    per-sample squared error is left in `self.reconstruction_error`: trained on it, z0 keeps
-    what identifies the input, which a classifier's code alone discards and task inference needs.
+    per-dimension log-density of z0 in `self.latent_log_prob` for the plugin's NLL term. With
+    `decoder_hidden > 0` a decoder reconstructs the input from z0 and the per-sample squared
+    error is left in `self.reconstruction_error`: trained on it, z0 keeps what identifies the
+    input, which a classifier's code alone discards and task inference needs.
     """
 
     def __init__(self, in_features: int, num_outputs: int, hidden: int = 100, latent_dim: int = 8,
@@ -132,9 +133,9 @@ class HSFTarget(nn.Module):
         return z_T.view(samples, *z0.shape)
 
     def forward(self, x, mode: str = "predict", latent_stats=None, reconstruction_var=None):
-        """`mode`: "predict" (logits), "encode" (z0), "reconstruct" (per-sample squared error of
-        the decoder) or "log_density" (see `log_density`), so that `functional_call` can run any
-        part under generated weights.
+        """`mode`: "predict" (logits), "encode" (z0), "reconstruct" (z0 and the decoder's
+        per-sample squared error) or "log_density" (see `log_density`), so that
+        `functional_call` can run any part under generated weights.
 
         The flow scores z0 standardised by its task's statistics (`latent_stats`, or the
         batch's while training), so that log-densities of different tasks, each in its own
@@ -144,7 +145,7 @@ class HSFTarget(nn.Module):
             return self.encoder(x)
         z0 = self.encoder(x)
         if mode == "reconstruct":
-            return self.squared_error(x, z0)
+            return z0, self.squared_error(x, z0)
         if mode == "log_density":
             return self.log_density(x, z0, latent_stats, reconstruction_var)
         # The flow fits the encoder's codes without pulling on the encoder (no collapse).
@@ -287,13 +288,13 @@ class HSFModel(MultiTaskModule):
         """Mean and std of the task's latent codes over `inputs` (an iterable of input batches), and
         its decoder's mean squared error per feature: the variance of its Gaussian p(x | z0)."""
         params = self.hnet.unflatten(self.generate(task))
-        inputs = list(inputs)
-        codes = torch.cat([functional_call(self.target, params, (x,), {"mode": "encode"}) for x in inputs])
+        decoding = self.target.decoder is not None
+        outputs = [functional_call(self.target, params, (x,), {"mode": "reconstruct" if decoding else "encode"})
+                   for x in inputs]
+        codes = torch.cat([out[0] for out in outputs] if decoding else outputs)
         self.latent_stats[task] = (codes.mean(0), codes.std(0))
-        if self.target.decoder is not None:
-            errors = torch.cat([functional_call(self.target, params, (x,), {"mode": "reconstruct"})
-                                for x in inputs])
-            self.reconstruction_var[task] = errors.mean() / self.target.in_features
+        if decoding:
+            self.reconstruction_var[task] = torch.cat([out[1] for out in outputs]).mean() / self.target.in_features
 
     @property
     def learned_tasks(self) -> list[int]:
