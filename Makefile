@@ -18,7 +18,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/avalanche-hsf run scenarios/split_digits_til.toml --threads 1
 
+# Lint and import order first (ruff), then the tests.
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -1,11 +1,14 @@
-"""avalanche-hsf: continual-learning plugins and declarative benchmarks for Avalanche."""
+"""avalanche-hsf: continual-learning plugins (HSF, MAS, Piggyback) and their models for Avalanche.
 
-from . import compat  # noqa: F401  (fixes for avalanche-lib 0.6.0; see compat.py)
-from .benchmarks import build_benchmark
-from .errors import UserError
-from .plugins import MASPlugin
-from .plugins import PiggybackPlugin
-from .scenario import load_scenario
+The library is `avalanche_hsf.plugins` and `avalanche_hsf.models`; `avalanche_hsf.lab` is the
+application on top of it (scenario files, registries, runner, CLI), which the library never imports.
+"""
 
-__all__ = ["MASPlugin", "UserError", "build_benchmark", "load_scenario", "PiggybackPlugin"]
+from . import compat
+
+compat.apply_fixes()
+
+from .plugins import FiniteLossGuard, HSFPlugin, MASPlugin, PiggybackPlugin  # noqa: E402  (after the fixes)
+
+__all__ = ["FiniteLossGuard", "HSFPlugin", "MASPlugin", "PiggybackPlugin"]
 __version__ = "0.1.0"

@@ -1,15 +1,21 @@
-"""Compatibility fixes for avalanche-lib 0.6.0, applied on import of `avalanche_hsf`.
-Tested with avalanche-lib 0.6.0, torch 2.14.1, dill 0.4.1 and typing_extensions 4.16.
+"""Fixes for faults of avalanche-lib 0.6.0 and the libraries it runs with, applied on import of
+`avalanche_hsf`, each only where its fault is present.
 
-Synaptic Intelligence: `SynapticIntelligencePlugin.extract_weights` stores
+Every fix names the versions it was written for and checks, on the installed code, that the fault
+is really there before it changes anything; it then says once, through `logging` (logger
+`avalanche_hsf.compat`, level INFO), what it changed. `AVALANCHE_HSF_NO_FIXES=all` turns them all
+off; a comma-separated list of names (`si-weight-copy,optim-submodules,sentinel-pickle`) turns off
+those.
+
+si-weight-copy: `SynapticIntelligencePlugin.extract_weights` stores
 `param.detach().cpu().flatten()`. On a CPU model that is a view of the live parameter, not a
 copy, so the "old" and "new" weights it compares are the same tensor, the path integral is
 always zero, and SI silently degrades to naive fine-tuning. Storing a copy restores the method.
 The plugin calls the function through its class name, so it is replaced there.
 
-Checkpointing: `avalanche.checkpointing.save_checkpoint` pickles the strategy with dill and
-fails with "Can't pickle sentinel: it's not the same object as typing_extensions.sentinel".
-Two faults meet:
+optim-submodules and sentinel-pickle: `avalanche.checkpointing.save_checkpoint` pickles the
+strategy with dill and fails with "Can't pickle sentinel: it's not the same object as
+typing_extensions.sentinel". Two faults meet:
 1. torch.optim's `__init__` deletes its submodule attributes (`del sgd`, `del adam`, ...). dill
    locates a class by walking attributes from the package (`torch.optim` -> `sgd` -> `SGD`), so
    it concludes that `torch.optim.sgd.SGD` cannot be imported and pickles the whole class by
@@ -23,39 +29,120 @@ reference again, so a loaded optimizer is a real `torch.optim.SGD`. Naming the s
 the variable that holds it fixes (2) for anything else that is still pickled by value.
 """
 
+import logging
+import os
 import pickle
 import sys
+import types
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 import torch
 import torch.optim
 import typing_extensions
 from avalanche.training.plugins.synaptic_intelligence import SynapticIntelligencePlugin
+from packaging.specifiers import SpecifierSet
 
+logger = logging.getLogger(__name__)
+DISABLE_VARIABLE = "AVALANCHE_HSF_NO_FIXES"
+
+
+@dataclass(frozen=True)
+class Fix:
+    """One fix: the versions it was written for, a check that the fault is present, the change."""
+    name: str
+    summary: str
+    versions: dict  # distribution name -> the versions (a PEP 440 specifier) that have the fault
+    fault_present: Callable[[], bool]
+    apply: Callable[[], None]
+
+    def applies(self) -> bool:
+        for distribution, specifier in self.versions.items():
+            try:
+                if version(distribution) not in SpecifierSet(specifier):
+                    return False
+            except PackageNotFoundError:
+                return False
+        return self.fault_present()
+
+
+# --- si-weight-copy ------------------------------------------------------------------------
 
 @torch.no_grad()
-def _extract_weights_copy(model, target, excluded_parameters):
+def _extract_weights_copy(model: torch.nn.Module, target: dict[str, Any], excluded_parameters: set[str]) -> None:
     for name, param in SynapticIntelligencePlugin.allowed_parameters(model, excluded_parameters):
         target[name].data = param.detach().cpu().flatten().clone()
 
 
-SynapticIntelligencePlugin.extract_weights = staticmethod(_extract_weights_copy)
+def _si_stores_views() -> bool:
+    """Whether SI's `extract_weights` stores views of the live weights of a CPU model."""
+    layer = torch.nn.Linear(2, 2)
+    stored = {name: types.SimpleNamespace(data=None) for name, _ in layer.named_parameters()}
+    SynapticIntelligencePlugin.extract_weights(layer, stored, set())
+    return stored["weight"].data.untyped_storage().data_ptr() == layer.weight.untyped_storage().data_ptr()
 
 
-def _reattach_submodules(package) -> None:
+def _copy_si_weights() -> None:
+    SynapticIntelligencePlugin.extract_weights = staticmethod(_extract_weights_copy)
+
+
+# --- optim-submodules -------------------------------------------------------------------------
+
+def _detached_submodules(package: types.ModuleType) -> dict:
     prefix = package.__name__ + "."
-    for name, module in list(sys.modules.items()):
-        child = name[len(prefix):]
-        if name.startswith(prefix) and module is not None and "." not in child and not hasattr(package, child):
-            setattr(package, child, module)
+    return {name[len(prefix):]: module for name, module in list(sys.modules.items())
+            if name.startswith(prefix) and module is not None and "." not in name[len(prefix):]
+            and not hasattr(package, name[len(prefix):])}
 
 
-def _sentinel_is_picklable() -> bool:
-    try:
-        return pickle.loads(pickle.dumps(typing_extensions._marker)) is typing_extensions._marker
-    except (pickle.PicklingError, AttributeError, TypeError):
+def _reattach_optim_submodules() -> None:
+    for child, module in _detached_submodules(torch.optim).items():
+        setattr(torch.optim, child, module)
+
+
+# --- sentinel-pickle --------------------------------------------------------------------------
+
+def _sentinel_unpicklable() -> bool:
+    if not hasattr(typing_extensions, "_marker"):
         return False
+    try:
+        return pickle.loads(pickle.dumps(typing_extensions._marker)) is not typing_extensions._marker
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return True
 
 
-_reattach_submodules(torch.optim)
-if hasattr(typing_extensions, "_marker") and not _sentinel_is_picklable():
+def _name_sentinel() -> None:
     typing_extensions._marker._name = "_marker"  # what `__reduce__` returns; setting `__name__` warns
+
+
+FIXES = (
+    Fix("si-weight-copy", "SynapticIntelligencePlugin.extract_weights stores copies, not views, of the weights",
+        {"avalanche-lib": "==0.6.*"}, _si_stores_views, _copy_si_weights),
+    Fix("optim-submodules", "torch.optim's submodules re-attached, so that dill pickles optimizers by reference",
+        {"avalanche-lib": "==0.6.*"}, lambda: bool(_detached_submodules(torch.optim)), _reattach_optim_submodules),
+    Fix("sentinel-pickle", "typing_extensions._marker named after its variable, so that it pickles",
+        {"avalanche-lib": "==0.6.*"}, _sentinel_unpicklable, _name_sentinel),
+)
+
+applied: list[str] = []  # names of the fixes applied in this process
+
+
+def disabled_fixes() -> set[str]:
+    """The fix names that `AVALANCHE_HSF_NO_FIXES` turns off."""
+    words = {word.strip() for word in os.environ.get(DISABLE_VARIABLE, "").split(",") if word.strip()}
+    return {fix.name for fix in FIXES} if words & {"all", "1"} else words
+
+
+def apply_fixes() -> list[str]:
+    """Apply every fix whose fault is present and that is not turned off; return the names applied."""
+    disabled = disabled_fixes()
+    for fix in FIXES:
+        if fix.name in applied or fix.name in disabled or not fix.applies():
+            continue
+        fix.apply()
+        applied.append(fix.name)
+        logger.info("avalanche-hsf applied fix %s: %s (set %s=%s to turn it off)",
+                    fix.name, fix.summary, DISABLE_VARIABLE, fix.name)
+    return list(applied)

@@ -27,9 +27,9 @@ import torch
 from avalanche.models import SimpleMLP
 from torch import nn
 
+from avalanche_hsf.lab.spec import ModelSpec
+from avalanche_hsf.lab.strategies import STRATEGIES
 from avalanche_hsf.models.hsf import HSFTarget
-from avalanche_hsf.scenario import ModelSpec
-from avalanche_hsf.strategies import STRATEGIES
 
 BATCH, STEPS, REPEATS = 64, 20, 9
 SHAPES = {"split_digits": (64, 100), "split_mnist5k": (784, 400)}  # (inputs, hidden) of the scenarios

@@ -15,10 +15,10 @@ import traceback
 import warnings
 from dataclasses import replace
 
-from avalanche_hsf.files import atomic_write_json
-from avalanche_hsf.runner import run_scenario
-from avalanche_hsf.scenario import load_scenario
-from avalanche_hsf.strategies import validate_strategy
+from avalanche_hsf.lab.files import atomic_write_json
+from avalanche_hsf.lab.runner import run_scenario
+from avalanche_hsf.lab.scenario import load_scenario
+from avalanche_hsf.lab.strategies import validate_strategy
 
 
 def parse_value(raw: str):

@@ -1,9 +1,9 @@
-"""HSF (avalanche_hsf.plugins.hsf.HSFPlugin) dropped into an ordinary Avalanche script.
+"""HSF (avalanche_hsf.plugins.HSFPlugin) dropped into an ordinary Avalanche script.
 
 An `HSFModel` holds no per-task weights of its own: a hypernetwork generates each task's target
 network (an MLP with a latent SDE and a normalising flow) from a learned task embedding. The plugin
 keeps the hypernetwork's outputs for old tasks in place (beta) and fits each task's flow (gamma).
-The data is split_digits (scikit-learn's 8x8 digits, embedded in the package, so no download) as
+The data is split_digits (scikit-learn's 8x8 digits, shipped inside scikit-learn, so no download) as
 5 task-incremental experiences, trained with a stock `Naive` strategy.
 
 Run:  python examples/hsf_plain_avalanche.py   (TensorBoard logs go to runs/examples/hsf)
@@ -14,20 +14,19 @@ from avalanche.evaluation.metrics import accuracy_metrics, forgetting_metrics
 from avalanche.logging import InteractiveLogger, TensorboardLogger
 from avalanche.training import Naive
 from avalanche.training.plugins import EvaluationPlugin
+from digits import split_digits  # examples/digits.py: the data, in plain Avalanche
 
-import avalanche_hsf
-from avalanche_hsf.models.hsf import build_hsf_model
-from avalanche_hsf.plugins.hsf import HSFPlugin
-from avalanche_hsf.scenario import ModelSpec
+from avalanche_hsf.models import hsf_model
+from avalanche_hsf.plugins import HSFPlugin
 
 torch.manual_seed(0)
 # Tiny models: one CPU thread is much faster than many threads fighting over small ops.
 torch.set_num_threads(1)
 # A plain Avalanche benchmark: with task labels, each sample uses its own task's generated network.
-benchmark = avalanche_hsf.build_benchmark("split_digits", "task-il", {"n_experiences": 5})
+benchmark = split_digits(n_experiences=5)
 
-# Target: 1x8x8 inputs, 2 outputs per task, hidden size 64; "task-il" means no task inference.
-model = build_hsf_model(ModelSpec(hidden_size=64), (1, 8, 8), 2, "task-il")
+# Target: 1x8x8 inputs, 2 outputs per task, hidden size 64; with task labels, no task inference.
+model = hsf_model((1, 8, 8), 2, hidden=64)
 
 evaluator = EvaluationPlugin(
     accuracy_metrics(experience=True, stream=True),

@@ -1,6 +1,6 @@
-"""Memory Aware Synapses (avalanche_hsf.MASPlugin) dropped into an ordinary Avalanche script.
+"""Memory Aware Synapses (avalanche_hsf.plugins.MASPlugin) dropped into an ordinary Avalanche script.
 
-A multi-head SimpleMLP learns split_digits (scikit-learn's 8x8 digits, embedded in the package, so
+A multi-head SimpleMLP learns split_digits (scikit-learn's 8x8 digits, shipped inside scikit-learn, so
 no download) as 5 task-incremental experiences of 2 classes, with a stock `Naive` strategy. The
 only MAS-specific line is the plugin in `plugins=[...]`.
 
@@ -13,15 +13,15 @@ from avalanche.logging import InteractiveLogger, TensorboardLogger
 from avalanche.models import SimpleMLP, as_multitask
 from avalanche.training import Naive
 from avalanche.training.plugins import EvaluationPlugin
+from digits import split_digits  # examples/digits.py: the data, in plain Avalanche
 
-import avalanche_hsf
-from avalanche_hsf import MASPlugin
+from avalanche_hsf.plugins import MASPlugin
 
 torch.manual_seed(0)
 # Tiny models: one CPU thread is much faster than many threads fighting over small ops.
 torch.set_num_threads(1)
 # A plain Avalanche benchmark: train_stream / test_stream of experiences with task labels.
-benchmark = avalanche_hsf.build_benchmark("split_digits", "task-il", {"n_experiences": 5})
+benchmark = split_digits(n_experiences=5)
 
 # Task-IL: one 2-way head per task (Avalanche adds a head when it first sees a task label).
 model = as_multitask(SimpleMLP(num_classes=2, input_size=64, hidden_size=100), "classifier")

@@ -1,10 +1,10 @@
-"""Piggyback (avalanche_hsf.PiggybackPlugin) dropped into an ordinary Avalanche script.
+"""Piggyback (avalanche_hsf.plugins.PiggybackPlugin) dropped into an ordinary Avalanche script.
 
 Piggyback needs two additions to stock Avalanche code: convert the model with
 `avalanche_hsf.models.piggyback(...)` (masked layers plus one head per task), and add the plugin.
 The first experience trains the SimpleMLP backbone; every later one freezes it and learns only a
 binary mask and a head, so old tasks cannot be forgotten. The data is split_digits (scikit-learn's
-8x8 digits, embedded in the package, so no download) as 5 task-incremental experiences.
+8x8 digits, shipped inside scikit-learn, so no download) as 5 task-incremental experiences.
 
 Run:  python examples/piggyback_plain_avalanche.py   (TensorBoard logs go to runs/examples/piggyback)
 """
@@ -15,16 +15,16 @@ from avalanche.logging import InteractiveLogger, TensorboardLogger
 from avalanche.models import SimpleMLP
 from avalanche.training import Naive
 from avalanche.training.plugins import EvaluationPlugin
+from digits import split_digits  # examples/digits.py: the data, in plain Avalanche
 
-import avalanche_hsf
-from avalanche_hsf import PiggybackPlugin
 from avalanche_hsf.models import piggyback
+from avalanche_hsf.plugins import PiggybackPlugin
 
 torch.manual_seed(0)
 # Tiny models: one CPU thread is much faster than many threads fighting over small ops.
 torch.set_num_threads(1)
 # A plain Avalanche benchmark; Piggyback needs its task labels to pick each task's mask.
-benchmark = avalanche_hsf.build_benchmark("split_digits", "task-il", {"n_experiences": 5})
+benchmark = split_digits(n_experiences=5)
 
 # No as_multitask here: the conversion itself turns SimpleMLP's `classifier` into per-task heads.
 model = piggyback(SimpleMLP(num_classes=2, input_size=64, hidden_size=100))

@@ -1,13 +1,63 @@
-"""The compatibility fixes change what Avalanche's own strategies learn."""
+"""The compatibility fixes: each applies only where its fault is present, says so once through
+logging, can be turned off, and changes what Avalanche's own strategies learn."""
+
+import json
+import os
+import subprocess
+import sys
 
 import torch
 from avalanche.training import SynapticIntelligence
 from avalanche.training.plugins.synaptic_intelligence import SynapticIntelligencePlugin
 
-import avalanche_hsf  # noqa: F401  (applies the fixes)
-from avalanche_hsf.benchmarks import build_benchmark
-from avalanche_hsf.models import build_model
-from avalanche_hsf.scenario import ModelSpec
+from avalanche_hsf import compat
+from avalanche_hsf.lab.benchmarks import build_benchmark
+from avalanche_hsf.lab.models import build_model
+from avalanche_hsf.lab.spec import ModelSpec
+
+# Imports the package with the fixes' variable set as given, then reports what the fixes saw and did.
+PROBE = """
+import json, logging, sys
+logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="LOG %(message)s")
+from avalanche_hsf import compat
+before = {fix.name: fix.fault_present() for fix in compat.FIXES}
+print(json.dumps({"applied": compat.applied, "fault_present": before}))
+"""
+
+
+def probe(disabled: str | None) -> tuple[dict, list[str]]:
+    env = {k: v for k, v in os.environ.items() if k != compat.DISABLE_VARIABLE}
+    if disabled is not None:
+        env[compat.DISABLE_VARIABLE] = disabled
+    out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, check=True).stdout
+    logs = [line for line in out.splitlines() if line.startswith("LOG avalanche-hsf applied fix")]
+    return json.loads(out.splitlines()[-1]), logs
+
+
+def test_every_fix_meets_its_fault_here_and_is_logged_once():
+    report, logs = probe(None)
+    names = [fix.name for fix in compat.FIXES]
+    assert report["applied"] == names  # all three faults are present on the pinned stack...
+    assert not any(report["fault_present"].values())  # ...and gone once fixed
+    assert [line.split()[4] for line in logs] == [f"{name}:" for name in names]  # one line each
+
+
+def test_the_variable_turns_fixes_off_and_the_faults_stay():
+    report, logs = probe("all")
+    assert report["applied"] == [] and logs == []
+    assert all(report["fault_present"].values())  # what the fixes exist for
+    report, _ = probe("si-weight-copy")
+    assert report["applied"] == ["optim-submodules", "sentinel-pickle"]
+    assert report["fault_present"]["si-weight-copy"]
+
+
+def test_a_fix_for_other_versions_does_not_apply():
+    fix = compat.FIXES[0]
+    assert fix.applies() is False  # the fault is gone in this (fixed) process
+    other = compat.Fix(fix.name, fix.summary, {"avalanche-lib": "==0.5.*"}, lambda: True, fix.apply)
+    assert other.applies() is False  # wrong version: not applied even if a check says the fault is there
+    missing = compat.Fix(fix.name, fix.summary, {"no-such-distribution": ">=0"}, lambda: True, fix.apply)
+    assert missing.applies() is False
 
 
 def test_si_accumulates_nonzero_importance_on_cpu():

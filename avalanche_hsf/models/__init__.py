@@ -1,6 +1,7 @@
-"""Models: the scenario builders, and the Piggyback conversion of an ordinary model."""
+"""Models: HSF, the Piggyback conversion of an ordinary model, and two small reference networks."""
 
+from .hsf import HSFModel, HSFTarget, hsf_model
 from .piggyback import PiggybackNet, piggyback
-from .scenario_models import SmallCNN, build_mlp_autoencoder, build_model
+from .small import SmallCNN, mlp_autoencoder
 
-__all__ = ["PiggybackNet", "SmallCNN", "build_mlp_autoencoder", "build_model", "piggyback"]
+__all__ = ["HSFModel", "HSFTarget", "PiggybackNet", "SmallCNN", "hsf_model", "mlp_autoencoder", "piggyback"]

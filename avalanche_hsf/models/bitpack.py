@@ -1,12 +1,13 @@
 """Store boolean tensors at 1 bit per element: `ceil(n / 8)` uint8 bytes, most significant bit first."""
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch.nn import functional as F
 
 
-def _bit_values(device) -> torch.Tensor:
+def _bit_values(device: torch.device) -> torch.Tensor:
     return torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8, device=device)
 
 
@@ -17,7 +18,7 @@ def pack_bits(mask: torch.Tensor) -> torch.Tensor:
     return (flat.view(-1, 8) * _bit_values(flat.device)).sum(1, dtype=torch.uint8)
 
 
-def unpack_bits(packed: torch.Tensor, shape) -> torch.Tensor:
+def unpack_bits(packed: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
     """The boolean tensor of `shape` that `pack_bits` stored in `packed`."""
     bits = packed.unsqueeze(1).bitwise_and(_bit_values(packed.device)).ne(0)
     return bits.flatten()[:math.prod(shape)].view(shape)

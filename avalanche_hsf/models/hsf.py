@@ -8,8 +8,11 @@ trained; the target network's own parameters only give names and shapes (von Osw
 no task label is given.
 """
 
+import inspect
 import math
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial, wraps
+from typing import Any
 
 import torch
 import torchsde
@@ -22,14 +25,15 @@ from torch import nn
 from torch.func import functional_call as _functional_call
 
 from ..errors import DivergedError, NotTrainedError
-from .scenario_models import allocation_checked, output_size
 
-# The target ties no weights (HSFModel checks), so torch.func's search for tied weights, about half
-# of each call's overhead, is skipped; the call is otherwise the same.
+INFERENCE_MODES = ("flow", "entropy")  # how HSFModel infers the task without task labels
+
+# The target ties no weights (HSFModel checks), so torch.func's search for tied weights can only
+# cost and is skipped; the call is otherwise the same (bench/NOTES.md).
 functional_call = partial(_functional_call, tie_weights=False)
 
 
-def _mlp(sizes, activation=nn.GELU):
+def _mlp(sizes: Sequence[int], activation: type[nn.Module] = nn.GELU) -> nn.Sequential:
     layers = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(n_in, n_out))
@@ -44,19 +48,19 @@ class LatentSDE(nn.Module):
     noise_type = "diagonal"
     sde_type = "ito"
 
-    def __init__(self, latent_dim: int, hidden: int, max_diffusion: float):
+    def __init__(self, latent_dim: int, hidden: int, max_diffusion: float) -> None:
         super().__init__()
         self.drift = _mlp([latent_dim + 1, hidden, latent_dim], nn.Tanh)
         self.diffusion = _mlp([latent_dim + 1, hidden, latent_dim], nn.Tanh)
         self.max_diffusion = max_diffusion
 
-    def _with_time(self, t, z):
+    def _with_time(self, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return torch.cat([z, t.expand(z.shape[0], 1)], dim=1)
 
-    def f(self, t, z):
+    def f(self, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return self.drift(self._with_time(t, z))
 
-    def g(self, t, z):
+    def g(self, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         # Bounded, positive diffusion: noise can regularise but never swamp the drift.
         return self.max_diffusion * torch.sigmoid(self.diffusion(self._with_time(t, z)))
 
@@ -64,16 +68,16 @@ class LatentSDE(nn.Module):
 class _Conditioner(nn.Module):
     """The coupling's parameter net; nflows calls it as `net(x, context)`."""
 
-    def __init__(self, n_in: int, n_out: int, hidden: int):
+    def __init__(self, n_in: int, n_out: int, hidden: int) -> None:
         super().__init__()
         self.net = _mlp([n_in, hidden, n_out], nn.ReLU)
 
-    def forward(self, x, context=None):
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(x)
 
 
 def _coupling_flow(latent_dim: int, hidden: int, n_layers: int) -> Flow:
-    def net(n_in, n_out):
+    def net(n_in: int, n_out: int) -> _Conditioner:
         return _Conditioner(n_in, n_out, hidden)
 
     transforms = []
@@ -91,12 +95,29 @@ class HSFTarget(nn.Module):
     `decoder_hidden > 0` a decoder reconstructs the input from z0 and the per-sample squared
     error is left in `self.reconstruction_error`: trained on it, z0 keeps what identifies the
     input, which a classifier's code alone discards and task inference needs.
+
+    :param in_features: size of the flattened input.
+    :param num_outputs: outputs of the head.
+    :param hidden: width of the encoder, of the SDE's drift and diffusion nets, and twice the
+        width of the flow's conditioners.
+    :param latent_dim: size of the latent code z0.
+    :param use_sde: evolve z0 with the latent SDE; otherwise the head reads z0 directly.
+    :param use_flow: model the density of z0 with a coupling flow.
+    :param sde_method: torchsde solver.
+    :param sde_steps: solver steps over the horizon.
+    :param horizon: the SDE is solved from t = 0 to t = horizon.
+    :param max_diffusion: upper bound of the diffusion coefficient.
+    :param flow_layers: affine coupling layers of the flow.
+    :param sde_samples: SDE paths averaged at evaluation.
+    :param head_hidden: hidden width of an MLP head; 0 for a linear head.
+    :param decoder_hidden: hidden width of a decoder that reconstructs the input from z0; 0 for none.
     """
 
     def __init__(self, in_features: int, num_outputs: int, hidden: int = 100, latent_dim: int = 8,
                  use_sde: bool = True, use_flow: bool = True, sde_method: str = "euler",
                  sde_steps: int = 10, horizon: float = 1.0, max_diffusion: float = 0.1,
-                 flow_layers: int = 4, sde_samples: int = 1, head_hidden: int = 0, decoder_hidden: int = 0):
+                 flow_layers: int = 4, sde_samples: int = 1, head_hidden: int = 0,
+                 decoder_hidden: int = 0) -> None:
         super().__init__()
         if latent_dim < 2 and use_flow:
             raise ValueError("the coupling flow needs latent_dim >= 2")
@@ -112,11 +133,11 @@ class HSFTarget(nn.Module):
         self.sde_dt = horizon / sde_steps
         self.latent_log_prob = self.reconstruction_error = None
 
-    def log_prob(self, z0):
+    def log_prob(self, z0: torch.Tensor) -> torch.Tensor:
         """log p(z0) per latent dimension under this task's flow."""
         return self.flow.log_prob(z0) / self.latent_dim
 
-    def evolve(self, z0):
+    def evolve(self, z0: torch.Tensor) -> torch.Tensor:
         """z_T for one SDE path per row; K paths at eval are stacked on a leading axis."""
         if self.sde is None:
             return z0.unsqueeze(0)
@@ -132,7 +153,9 @@ class HSFTarget(nn.Module):
                                 f"{self.sde_method} step {self.sde_dt:g}); use more sde_steps or a smaller lr")
         return z_T.view(samples, *z0.shape)
 
-    def forward(self, x, mode: str = "predict", latent_stats=None, reconstruction_var=None):
+    def forward(self, x: torch.Tensor, mode: str = "predict",
+                latent_stats: tuple[torch.Tensor, torch.Tensor] | None = None,
+                reconstruction_var: torch.Tensor | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """`mode`: "predict" (logits), "encode" (z0), "reconstruct" (z0 and the decoder's
         per-sample squared error) or "log_density" (see `log_density`), so that
         `functional_call` can run any part under generated weights.
@@ -154,11 +177,12 @@ class HSFTarget(nn.Module):
         self.reconstruction_error = self.squared_error(x, z0) if self.decoder is not None else None
         return self.head(self.evolve(z0)).mean(0)
 
-    def squared_error(self, x, z0):
+    def squared_error(self, x: torch.Tensor, z0: torch.Tensor) -> torch.Tensor:
         """Per sample, the decoder's squared reconstruction error of `x` from its code `z0`."""
         return (self.decoder(z0) - x.flatten(1)).pow(2).sum(1)
 
-    def log_density(self, x, z0, latent_stats, reconstruction_var=None):
+    def log_density(self, x: torch.Tensor, z0: torch.Tensor, latent_stats: tuple[torch.Tensor, torch.Tensor],
+                    reconstruction_var: torch.Tensor | None = None) -> torch.Tensor:
         """Per sample, log p(z0) under this task: the flow's density of the code standardised by the
         task's `latent_stats`, plus the standardisation's log-determinant, so that tasks whose codes
         have different scales compare fairly. With a decoder, plus log p(x | z0), a Gaussian with the
@@ -170,7 +194,8 @@ class HSFTarget(nn.Module):
                                        + self.in_features * (2 * math.pi * reconstruction_var).log())
         return density
 
-    def standardise(self, z0, latent_stats=None):
+    def standardise(self, z0: torch.Tensor,
+                    latent_stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         if latent_stats is None and self.training and len(z0) > 1:
             latent_stats = (z0.mean(0), z0.std(0))
         if latent_stats is None:
@@ -187,7 +212,7 @@ class ChunkedHypernetwork(nn.Module):
     """
 
     def __init__(self, target: nn.Module, embedding_dim: int, chunk_size: int, chunk_embedding_dim: int,
-                 hidden: int):
+                 hidden: int) -> None:
         super().__init__()
         self.names = [n for n, _ in target.named_parameters()]
         self.shapes = [p.shape for _, p in target.named_parameters()]
@@ -214,11 +239,11 @@ class ChunkedHypernetwork(nn.Module):
                 in zip(self.names, self.shapes, flat.split(self.sizes))}
 
 
-def _generating_once(forward):
+def _generating_once(forward: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
     """Each task's weights generated at most once per forward call: class-IL inference scores every
     learned task, then runs the chosen ones, and would otherwise run the hypernetwork twice."""
     @wraps(forward)
-    def once(self, *args, **kwargs):
+    def once(self: "HSFModel", *args: Any, **kwargs: Any) -> torch.Tensor:
         self._generated = {}
         try:
             return forward(self, *args, **kwargs)
@@ -236,14 +261,22 @@ class HSFModel(MultiTaskModule):
     the highest likelihood (`inference="flow"`), or whose prediction has the lowest entropy
     (`inference="entropy"`, HNET+ENT); logits are returned in the global class space, with
     the classes of other tasks masked out.
+
+    :param target: the task network whose parameters' names and shapes the hypernetwork generates.
+    :param embedding_dim: size of each task's embedding.
+    :param chunk_size: generated weights per hypernetwork call (one call per chunk).
+    :param chunk_embedding_dim: size of each chunk's embedding.
+    :param hnet_hidden: width of the hypernetwork's two hidden layers.
+    :param infer_task: infer the task at evaluation (class-IL, domain-IL) instead of reading task labels.
+    :param inference: how the task is inferred: one of `INFERENCE_MODES`.
     """
 
     def __init__(self, target: HSFTarget, embedding_dim: int = 16, chunk_size: int = 1024,
                  chunk_embedding_dim: int = 16, hnet_hidden: int = 64, infer_task: bool = False,
-                 inference: str = "flow"):
+                 inference: str = "flow") -> None:
         super().__init__()
-        if inference not in ("flow", "entropy"):
-            raise ValueError(f"inference must be 'flow' or 'entropy', got {inference!r}")
+        if inference not in INFERENCE_MODES:
+            raise ValueError(f"inference must be one of {INFERENCE_MODES}, got {inference!r}")
         if inference == "flow" and target.flow is None:
             raise ValueError("flow-based task inference needs a target with a flow (use_flow=True)")
         self.target = target
@@ -266,7 +299,7 @@ class HSFModel(MultiTaskModule):
         """Trainable hypernetwork parameters (without embeddings) / generated target parameters."""
         return sum(p.numel() for p in self.hnet.parameters()) / self.hnet.num_target_params
 
-    def adaptation(self, experience):
+    def adaptation(self, experience: Any) -> None:
         if hasattr(experience, "classes_in_this_experience"):
             return super().adaptation(experience)
         # A regression experience has no classes to count: record its task label only.
@@ -274,17 +307,17 @@ class HSFModel(MultiTaskModule):
         if self.training:
             self.known_train_tasks_labels |= set(experience.task_labels)
 
-    def get_extra_state(self):
+    def get_extra_state(self) -> dict[str, Any]:
         return {"class_sets": self.class_sets, "latent_stats": self.latent_stats,
                 "reconstruction_var": self.reconstruction_var}
 
-    def set_extra_state(self, state):
+    def set_extra_state(self, state: dict[str, Any]) -> None:
         self.class_sets = {int(task): list(classes) for task, classes in state["class_sets"].items()}
         self.latent_stats = {int(task): tuple(stats) for task, stats in state["latent_stats"].items()}
         self.reconstruction_var = {int(task): var for task, var in state.get("reconstruction_var", {}).items()}
 
     @torch.no_grad()
-    def record_latent_stats(self, task: int, inputs) -> None:
+    def record_latent_stats(self, task: int, inputs: Iterable[torch.Tensor]) -> None:
         """Mean and std of the task's latent codes over `inputs` (an iterable of input batches), and
         its decoder's mean squared error per feature: the variance of its Gaussian p(x | z0)."""
         params = self.hnet.unflatten(self.generate(task))
@@ -332,7 +365,7 @@ class HSFModel(MultiTaskModule):
         return logits
 
     @_generating_once
-    def forward(self, x, task_labels=None):
+    def forward(self, x: torch.Tensor, task_labels: torch.Tensor | int | None = None) -> torch.Tensor:
         if self.infer_task and not self.training:
             return self.infer(x)
         if self.infer_task:
@@ -349,12 +382,12 @@ class HSFModel(MultiTaskModule):
             out[task_labels == task, : output.shape[1]] = output
         return out
 
-    def forward_single_task(self, x, task_label):
+    def forward_single_task(self, x: torch.Tensor, task_label: int) -> torch.Tensor:
         self.add_task(int(task_label))  # evaluation on a task not trained yet: a fresh embedding
         return self.run_target(int(task_label), x)
 
     @staticmethod
-    def _masked(logits, classes):
+    def _masked(logits: torch.Tensor, classes: Sequence[int] | None) -> torch.Tensor:
         """Logits outside `classes` set far below the rest (global class space)."""
         if classes is None:
             return logits
@@ -363,7 +396,7 @@ class HSFModel(MultiTaskModule):
         return masked
 
     @torch.no_grad()
-    def task_scores(self, x) -> torch.Tensor:
+    def task_scores(self, x: torch.Tensor) -> torch.Tensor:
         """(n_samples, n_learned_tasks) scores; higher means more likely that task.
 
         With `inference="flow"`, the log-density of each task's own code of the input,
@@ -382,7 +415,7 @@ class HSFModel(MultiTaskModule):
                 scores.append((probs * probs.clamp_min(1e-12).log()).sum(1))  # negative entropy
         return torch.stack(scores, dim=1)
 
-    def infer(self, x):
+    def infer(self, x: torch.Tensor) -> torch.Tensor:
         if not self.class_sets:
             raise NotTrainedError("HSF task inference needs at least one learned task; train before evaluating "
                                "without task labels")
@@ -398,19 +431,21 @@ class HSFModel(MultiTaskModule):
         return out
 
 
-def build_hsf_model(spec, input_shape, num_outputs: int, setting: str, *, latent_dim: int = 8,
-                    embedding_dim: int = 16, chunk_size: int = 1024, hnet_hidden: int = 64,
-                    use_sde: bool = True, use_flow: bool = True, inference: str = "flow",
-                    sde_steps: int = 10, max_diffusion: float = 0.1, sde_samples: int = 1,
-                    head_hidden: int = 0, decoder_hidden: int = 0) -> HSFModel:
-    """An HSF model for a scenario's model spec; the task is inferred unless the setting is task-IL."""
-    num_outputs = output_size(spec, num_outputs)
-    with allocation_checked(f"an HSF model with hidden_size = {spec.hidden_size}, latent_dim = {latent_dim}, "
-                            f"embedding_dim = {embedding_dim}, hnet_hidden = {hnet_hidden}, chunk_size = "
-                            f"{chunk_size}, head_hidden = {head_hidden} and decoder_hidden = {decoder_hidden}"):
-        target = HSFTarget(math.prod(input_shape), num_outputs, hidden=spec.hidden_size,
-                           latent_dim=latent_dim, use_sde=use_sde, use_flow=use_flow, sde_steps=sde_steps,
-                           max_diffusion=max_diffusion, sde_samples=sde_samples, head_hidden=head_hidden,
-                           decoder_hidden=decoder_hidden)
-        return HSFModel(target, embedding_dim=embedding_dim, chunk_size=chunk_size, hnet_hidden=hnet_hidden,
-                        infer_task=setting != "task-il", inference=inference)
+def hsf_model(input_shape: Sequence[int], num_outputs: int, **options: Any) -> HSFModel:
+    """An `HSFModel` for inputs of `input_shape` with `num_outputs` outputs per task.
+
+    :param input_shape: shape of one input sample, e.g. (1, 8, 8); it is flattened.
+    :param num_outputs: outputs of the head: per task in task-IL, over all classes with
+        `infer_task=True`.
+    :param options: any keyword of `HSFTarget` (hidden, latent_dim, use_sde, use_flow, sde_steps,
+        max_diffusion, sde_samples, head_hidden, decoder_hidden, ...) or of `HSFModel`
+        (embedding_dim, chunk_size, hnet_hidden, infer_task, inference, ...), with their defaults.
+    """
+    target_keys = inspect.signature(HSFTarget).parameters
+    unknown = set(options) - set(target_keys) - set(inspect.signature(HSFModel).parameters)
+    if unknown:
+        raise TypeError(f"hsf_model: unknown option {sorted(unknown)[0]!r} (options are the keywords of "
+                        "HSFTarget and HSFModel)")
+    target = HSFTarget(math.prod(input_shape), num_outputs,
+                       **{key: value for key, value in options.items() if key in target_keys})
+    return HSFModel(target, **{key: value for key, value in options.items() if key not in target_keys})

@@ -14,6 +14,7 @@ the classifier the model came with.
 """
 
 import copy
+from typing import Any, Self
 
 import torch
 from avalanche.models import MultiTaskModule
@@ -31,24 +32,24 @@ class BinarizeSTE(torch.autograd.Function):
     """`scores > threshold` as 0/1 in the forward pass; the gradient passes straight through."""
 
     @staticmethod
-    def forward(ctx, scores, threshold):
+    def forward(ctx: Any, scores: torch.Tensor, threshold: float) -> torch.Tensor:
         return (scores > threshold).to(scores.dtype)
 
     @staticmethod
-    def backward(ctx, grad_output):
+    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor, None]:
         return grad_output, None
 
 
 class TaskTensors(nn.Module):
     """The frozen state of one finished task, held as buffers: saved, moved with the model, never trained."""
 
-    def __init__(self, **tensors):
+    def __init__(self, **tensors: torch.Tensor | None) -> None:
         super().__init__()
         for name, tensor in tensors.items():
             self.register_buffer(name, tensor)
 
 
-def _frozen_copy(tensor):
+def _frozen_copy(tensor: torch.Tensor | None) -> torch.Tensor | None:
     return None if tensor is None else tensor.detach().clone()
 
 
@@ -57,7 +58,7 @@ class TaskLayer:
 
     active_task = None
 
-    def _init_tasks(self):
+    def _init_tasks(self) -> None:
         self.finished = nn.ModuleDict()  # str(task) -> TaskTensors
 
     def end_task(self, task: int) -> None:
@@ -67,7 +68,7 @@ class TaskLayer:
 class MaskedWeight(TaskLayer):
     """Mixin for a layer whose `weight` is multiplied by the active task's binary mask."""
 
-    def _init_tasks(self):
+    def _init_tasks(self) -> None:
         super()._init_tasks()
         self.scores = nn.ParameterDict()  # str(task) -> real-valued scores, only while the task trains
         self.threshold = THRESHOLD
@@ -85,7 +86,7 @@ class MaskedWeight(TaskLayer):
                                 "the masks were not stored. Lower the learning rate.")
         self.finished[str(task)] = TaskTensors(mask=pack_bits(scores > self.threshold))
 
-    def mask(self, task: int):
+    def mask(self, task: int) -> torch.Tensor | None:
         """Task `task`'s binary mask as a bool tensor, or None if the task uses the plain weight."""
         key = str(task)
         if key in self.scores:
@@ -104,34 +105,34 @@ class MaskedWeight(TaskLayer):
 
 
 class MaskedLinear(MaskedWeight, nn.Linear):
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._init_tasks()
 
     @classmethod
-    def from_dense(cls, layer: nn.Linear):
+    def from_dense(cls, layer: nn.Linear) -> Self:
         # Built on the meta device, then given the original parameters: the weights are shared, not copied.
         masked = cls(layer.in_features, layer.out_features, bias=layer.bias is not None, device="meta")
         masked.weight, masked.bias = layer.weight, layer.bias
         return masked
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.task_weight(), self.bias)
 
 
 class MaskedConv2d(MaskedWeight, nn.Conv2d):
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._init_tasks()
 
     @classmethod
-    def from_dense(cls, layer: nn.Conv2d):
+    def from_dense(cls, layer: nn.Conv2d) -> Self:
         masked = cls(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding,
                      layer.dilation, layer.groups, layer.bias is not None, layer.padding_mode, device="meta")
         masked.weight, masked.bias = layer.weight, layer.bias
         return masked
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(x, self.task_weight(), self.bias)
 
 
@@ -140,7 +141,7 @@ class PerTaskCopy(TaskLayer, nn.Module):
 
     frozen_names = ("weight", "bias")
 
-    def __init__(self, source: nn.Module):
+    def __init__(self, source: nn.Module) -> None:
         super().__init__()
         self.source = source
         self.trainable = nn.ModuleDict()  # str(task) -> the copy being trained
@@ -154,23 +155,23 @@ class PerTaskCopy(TaskLayer, nn.Module):
             module = self.trainable.pop(str(task))
             self.finished[str(task)] = TaskTensors(**{n: _frozen_copy(getattr(module, n)) for n in self.frozen_names})
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         key = str(self.active_task)
         if key in self.trainable:
             return self.trainable[key](x)
         return self.frozen_forward(x, self.finished[key] if key in self.finished else self.source)
 
-    def frozen_forward(self, x, tensors):
+    def frozen_forward(self, x: torch.Tensor, tensors: nn.Module) -> torch.Tensor:
         raise NotImplementedError
 
 
 class TaskHeads(PerTaskCopy):
     """One linear head per task, each started from the model's original classifier (the template)."""
 
-    def __init__(self, template: nn.Linear):
+    def __init__(self, template: nn.Linear) -> None:
         super().__init__(template.requires_grad_(False))
 
-    def frozen_forward(self, x, tensors):
+    def frozen_forward(self, x: torch.Tensor, tensors: nn.Module) -> torch.Tensor:
         return F.linear(x, tensors.weight, tensors.bias)
 
 
@@ -180,16 +181,16 @@ class TaskBatchNorm(PerTaskCopy):
 
     frozen_names = ("weight", "bias", "running_mean", "running_var")
 
-    def __init__(self, bn: nn.modules.batchnorm._BatchNorm):
+    def __init__(self, bn: nn.modules.batchnorm._BatchNorm) -> None:
         if not bn.track_running_stats:
             raise ValueError("piggyback: BatchNorm without running statistics cannot be frozen")
         super().__init__(bn)
         self.backbone_frozen = False
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(x) if self.backbone_frozen else self.source(x)
 
-    def frozen_forward(self, x, tensors):
+    def frozen_forward(self, x: torch.Tensor, tensors: nn.Module) -> torch.Tensor:
         return F.batch_norm(x, tensors.running_mean, tensors.running_var, tensors.weight, tensors.bias,
                             training=False, eps=self.source.eps)
 
@@ -211,9 +212,14 @@ def _convert(module: nn.Module, skip: nn.Module) -> None:
 
 
 class PiggybackNet(MultiTaskModule):
-    """The converted model; see `piggyback`. Drive it with `begin_task` / `end_task` (or `PiggybackPlugin`)."""
+    """The converted model; see `piggyback`. Drive it with `begin_task` / `end_task` (or `PiggybackPlugin`).
 
-    def __init__(self, model: nn.Module, classifier_name: str = "classifier", head_size: int | None = None):
+    :param model: the model to convert, in place.
+    :param classifier_name: attribute (dotted path allowed) of its classifier.
+    :param head_size: outputs of each task's head; None copies the classifier's.
+    """
+
+    def __init__(self, model: nn.Module, classifier_name: str = "classifier", head_size: int | None = None) -> None:
         super().__init__()
         classifier = model.get_submodule(classifier_name)
         if isinstance(classifier, nn.Sequential):  # a Sequential classifier: its last layer is the head
@@ -237,7 +243,7 @@ class PiggybackNet(MultiTaskModule):
         # Looked up rather than stored, so the heads appear once in the state_dict, under the model.
         return self.model.get_submodule(self.heads_name)
 
-    def task_layers(self, kind=TaskLayer):
+    def task_layers(self, kind: type[TaskLayer] = TaskLayer) -> list[TaskLayer]:
         return [m for m in self.modules() if isinstance(m, kind)]
 
     @property
@@ -273,7 +279,7 @@ class PiggybackNet(MultiTaskModule):
         for layer in self.task_layers():
             layer.end_task(task)
 
-    def forward_single_task(self, x, task_label):
+    def forward_single_task(self, x: torch.Tensor, task_label: int) -> torch.Tensor:
         for layer in self.task_layers():
             layer.active_task = int(task_label)
         return self.model(x)
@@ -286,5 +292,9 @@ def piggyback(model: nn.Module, classifier_name: str = "classifier", head_size: 
     Avalanche's SimpleMLP / SimpleCNN, "fc" for torchvision's ResNets. Each task's head starts as a
     copy of that classifier, or of a fresh `nn.Linear` with `head_size` outputs if given. Until a
     task is begun, the model computes exactly what the original computed.
+
+    :param model: the model to convert, in place.
+    :param classifier_name: attribute (dotted path allowed) of its classifier.
+    :param head_size: outputs of each task's head; None copies the classifier's.
     """
     return PiggybackNet(model, classifier_name, head_size)

@@ -1,7 +1,10 @@
 """Stops training at the first non-finite loss, before the optimizer step writes it into the weights."""
 
+from typing import Any
+
 import torch
 from avalanche.core import SupervisedPlugin
+from avalanche.training.templates import SupervisedTemplate
 
 from ..errors import DivergedError
 
@@ -14,7 +17,7 @@ class FiniteLossGuard(SupervisedPlugin):
     neither the weights nor any plugin's end-of-experience state ever see the bad value.
     """
 
-    def before_update(self, strategy, **kwargs):
+    def before_update(self, strategy: SupervisedTemplate, **kwargs: Any) -> None:
         loss = strategy.loss
         if not torch.isfinite(loss).all():
             raise DivergedError(f"the loss is {loss.detach().flatten()[0].item()}; lower the learning rate or the "

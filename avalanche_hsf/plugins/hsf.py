@@ -1,18 +1,47 @@
 """The HSF plugin: protects the hypernetwork's outputs for old tasks and fits each task's flow.
 
 Drop it into any Avalanche template whose model is an `HSFModel`:
-`Naive(model, opt, criterion, plugins=[HSFPlugin(beta=0.01)])`.
+`Naive(model, opt, criterion, plugins=[HSFPlugin()])`.
 """
 
 import random
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from avalanche.training.plugins import SupervisedPlugin
+from avalanche.training.templates import SupervisedTemplate
 from torch.nn.functional import mse_loss
 from torch.utils.data import DataLoader
 
 from ..errors import DivergedError
 from ..models.hsf import HSFModel
+
+# Old tasks' weights are generated in groups of at most this many numbers (2 MB of float32): one
+# batched call pays off for small targets that stay in cache, not for large ones, which go one
+# at a time (bench/NOTES.md).
+GROUP_WEIGHTS = 2 ** 19
+
+
+def output_regularizer(model: HSFModel, targets: Mapping[int, torch.Tensor], tasks: Sequence[int]) -> torch.Tensor:
+    """von Oswald et al. 2020's output regulariser, without the look-ahead:
+    `mean_{j in tasks} ‖h(e_j; θ) − h*_j‖²`, where `h(e_j; θ)` are the weights the hypernetwork
+    generates now for old task j and `h*_j = targets[j]` the ones it generated before learning the
+    current task.
+
+    :param model: the HSF model whose hypernetwork is regularised.
+    :param targets: task id -> the flat weights stored for that task.
+    :param tasks: the old tasks to regularise (a non-empty subset of `targets`).
+    """
+    group = max(1, GROUP_WEIGHTS // model.hnet.num_target_params)
+    distances = []
+    for start in range(0, len(tasks), group):
+        chunk = list(tasks[start:start + group])
+        # A single target is used as it is; stacking would copy it.
+        stored = targets[chunk[0]].unsqueeze(0) if len(chunk) == 1 else torch.stack([targets[j] for j in chunk])
+        # ‖h − h*‖² per task: mse_loss does the float operations of (h − h*).pow(2), with a fused backward.
+        distances.append(mse_loss(model.generate_many(chunk), stored, reduction="none").sum(1))
+    return torch.cat(distances).mean()
 
 
 class HSFPlugin(SupervisedPlugin):
@@ -24,10 +53,17 @@ class HSFPlugin(SupervisedPlugin):
     (so the cost stays flat as tasks accumulate), and `gamma * NLL` of the current task's
     latent codes under its flow. After each experience: record the task's classes and the
     statistics of its latent codes, which task inference needs.
+
+    :param beta: weight of the output regulariser (0 switches it off: the unprotected model).
+    :param gamma: weight of the flow's negative log-likelihood of the current task's latent codes.
+    :param reg_tasks: old tasks regularised per step, drawn at random when there are more.
+    :param seed: seed of that draw.
+    :param reconstruction: weight of the decoder's reconstruction error per input feature, where
+        the target has a decoder.
     """
 
-    def __init__(self, beta: float = 0.01, gamma: float = 0.1, reg_tasks: int = 8, seed: int = 0,
-                 reconstruction: float = 1.0):
+    def __init__(self, beta: float = 0.1, gamma: float = 0.1, reg_tasks: int = 8, seed: int = 0,
+                 reconstruction: float = 1.0) -> None:
         super().__init__()
         if beta < 0 or gamma < 0 or reconstruction < 0:
             raise ValueError(f"HSF: beta, gamma and reconstruction must be >= 0, got beta={beta}, gamma={gamma}, "
@@ -41,17 +77,17 @@ class HSFPlugin(SupervisedPlugin):
         self._rng = random.Random(seed)
 
     @staticmethod
-    def _model(strategy) -> HSFModel:
+    def _model(strategy: SupervisedTemplate) -> HSFModel:
         if not isinstance(strategy.model, HSFModel):
             raise TypeError(f"HSFPlugin needs an HSFModel, got {type(strategy.model).__name__}")
         return strategy.model
 
     @staticmethod
-    def task_of(model: HSFModel, experience) -> int:
+    def task_of(model: HSFModel, experience: Any) -> int:
         """The task label with task labels; the experience's index when the task is inferred."""
         return experience.current_experience if model.infer_task else int(experience.task_labels[0])
 
-    def before_training_exp(self, strategy, **kwargs):
+    def before_training_exp(self, strategy: SupervisedTemplate, **kwargs: Any) -> None:
         model = self._model(strategy)
         task = self.current_task = self.task_of(model, strategy.experience)
         model.add_task(task)
@@ -70,27 +106,14 @@ class HSFPlugin(SupervisedPlugin):
         # Avalanche builds the optimizer before plugins run: rebuild it so the new embedding trains.
         strategy.make_optimizer(reset_optimizer_state=True)
 
-    # Old tasks' weights are generated in groups of at most this many numbers (2 MB of float32): one
-    # call for 8 split_digits-sized targets (14k weights) ran forward+backward 2.5x faster than 8
-    # calls, but 8 MNIST-sized ones (342k) 1.4x slower, out of cache; those go one at a time.
-    GROUP_WEIGHTS = 2 ** 19
-
     def regularizer(self, model: HSFModel) -> torch.Tensor:
+        """The output regulariser over a random subset of at most `reg_tasks` old tasks."""
         old = list(self.targets)
         if len(old) > self.reg_tasks:
             old = self._rng.sample(old, self.reg_tasks)
-        group = max(1, self.GROUP_WEIGHTS // model.hnet.num_target_params)
-        distances = []
-        for start in range(0, len(old), group):
-            tasks = old[start:start + group]
-            # A single target is used as it is; stacking would copy it.
-            targets = (self.targets[tasks[0]].unsqueeze(0) if len(tasks) == 1
-                       else torch.stack([self.targets[j] for j in tasks]))
-            # ‖h − h*‖² per task: mse_loss does the float operations of (h − h*).pow(2), with a fused backward.
-            distances.append(mse_loss(model.generate_many(tasks), targets, reduction="none").sum(1))
-        return torch.cat(distances).mean()
+        return output_regularizer(model, self.targets, old)
 
-    def before_backward(self, strategy, **kwargs):
+    def before_backward(self, strategy: SupervisedTemplate, **kwargs: Any) -> None:
         model = self._model(strategy)
         if self.beta > 0 and self.targets:
             strategy.loss += self.beta * self.regularizer(model)
@@ -100,7 +123,7 @@ class HSFPlugin(SupervisedPlugin):
             # Per input feature, so the weight does not depend on the input's size.
             strategy.loss += self.reconstruction * model.reconstruction_error.mean() / model.target.in_features
 
-    def after_training_exp(self, strategy, **kwargs):
+    def after_training_exp(self, strategy: SupervisedTemplate, **kwargs: Any) -> None:
         model = self._model(strategy)
         # Regression experiences have no classes; the task still counts as learned.
         model.class_sets[self.current_task] = sorted(getattr(strategy.experience, "classes_in_this_experience", []))
@@ -114,6 +137,6 @@ class HSFPlugin(SupervisedPlugin):
     def state_dict(self) -> dict:
         return {"targets": dict(self.targets), "current_task": self.current_task}
 
-    def load_state_dict(self, state: dict):
+    def load_state_dict(self, state: dict) -> None:
         self.targets = {int(j): t.clone() for j, t in state["targets"].items()}
         self.current_task = state["current_task"]

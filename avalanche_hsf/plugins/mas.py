@@ -7,12 +7,15 @@ backward pass; those of any other parameter are vectorised with `torch.func`.
 """
 
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 from avalanche.benchmarks import CLExperience, CLStream
 from avalanche.benchmarks.utils import AvalancheDataset
 from avalanche.models.utils import is_multi_task_module
 from avalanche.training.plugins import SupervisedPlugin
+from avalanche.training.templates import SupervisedTemplate
 from torch import nn
 from torch.func import functional_call, grad, vmap
 from torch.nn import functional as F
@@ -23,7 +26,7 @@ from ..errors import DivergedError
 ACCUMULATE_MODES = ("sum", "average", "ema")
 
 
-def _datasets(data) -> list:
+def _datasets(data: Any) -> list:
     """The datasets behind `data`: a dataset, an experience, or a stream / list of experiences."""
     if isinstance(data, CLExperience):
         return [data.dataset]
@@ -33,7 +36,7 @@ def _datasets(data) -> list:
     return [data]
 
 
-def _inputs_and_tasks(dataset, batch_size: int):
+def _inputs_and_tasks(dataset: Any, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield (x, task labels) batches of `dataset`; labels and any extra elements are ignored.
 
     Avalanche datasets put the task label last; anything else counts as task 0.
@@ -52,7 +55,8 @@ def _inputs_and_tasks(dataset, batch_size: int):
         yield x, tasks
 
 
-def _squared_norm(model, x, task: int | None, tensors=None) -> torch.Tensor:
+def _squared_norm(model: nn.Module, x: torch.Tensor, task: int | None,
+                  tensors: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]] | None = None) -> torch.Tensor:
     """‖F(x)‖²₂ summed over the batch `x`; F is the head of `task` unless it is None.
 
     `tensors` = (params, buffers) calls the model functionally with them (for torch.func).
@@ -63,7 +67,7 @@ def _squared_norm(model, x, task: int | None, tensors=None) -> torch.Tensor:
     return out.pow(2).sum()
 
 
-def _linear_input(module: nn.Linear, x):
+def _linear_input(module: nn.Linear, x: torch.Tensor) -> torch.Tensor | None:
     """A Linear call's input as (samples, features), or None.
 
     Only 2-D inputs: with more dimensions (a sequence) which one holds the samples is ambiguous.
@@ -71,7 +75,7 @@ def _linear_input(module: nn.Linear, x):
     return x if x.dim() == 2 else None
 
 
-def _conv2d_input(module: nn.Conv2d, x):
+def _conv2d_input(module: nn.Conv2d, x: torch.Tensor) -> torch.Tensor | None:
     """A Conv2d call's input patches, (samples, features, positions), or None.
 
     None where unfolding does not reproduce the convolution (groups, non-zero or string padding).
@@ -92,7 +96,7 @@ def _rows(t: torch.Tensor) -> torch.Tensor:
     return t.flatten(2).transpose(1, 2) if t.dim() > 2 else t.unsqueeze(1)
 
 
-def _sum_abs_outer(x_rows, g_rows) -> torch.Tensor:
+def _sum_abs_outer(x_rows: torch.Tensor, g_rows: torch.Tensor) -> torch.Tensor:
     """Σ_i |g_iᵀ x_i| over samples i: the summed |per-sample weight gradient| of a layer."""
     if x_rows.shape[1] == 1:  # one position: |g xᵀ| = |g||x|ᵀ, so no per-sample matrix is formed
         return g_rows[:, 0].abs().T @ x_rows[:, 0].abs()
@@ -114,11 +118,12 @@ def _graph_uses(loss: torch.Tensor) -> Counter:
     return uses
 
 
-def _forward_recording(model, layers, x, task):
+def _forward_recording(model: nn.Module, layers: list[nn.Module], x: torch.Tensor, task: int | None,
+                       ) -> tuple[torch.Tensor, dict[nn.Module, list[tuple[torch.Tensor, torch.Tensor]]]]:
     """The batch-summed squared norm, with every call of `layers` recorded as (input, output)."""
     calls = defaultdict(list)
 
-    def record(module, args, out):
+    def record(module: nn.Module, args: tuple[Any, ...], out: torch.Tensor) -> torch.Tensor:
         calls[module].append((args[0], out))
         # In-place ops downstream (ReLU(inplace=True)) modify the clone, so `out` stays the
         # layer's output for autograd.grad.
@@ -133,7 +138,8 @@ def _forward_recording(model, layers, x, task):
             hook.remove()
 
 
-def _layer_abs_grads(model, params, x, task) -> tuple[dict[str, torch.Tensor], set[str]]:
+def _layer_abs_grads(model: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor,
+                     task: int | None) -> tuple[dict[str, torch.Tensor], set[str]]:
     """Σ over the samples of `x` of |per-sample gradient|, from one batched forward and backward.
 
     Returns the sums and the names of the parameters they are exact for: those the output
@@ -171,7 +177,8 @@ def _layer_abs_grads(model, params, x, task) -> tuple[dict[str, torch.Tensor], s
     return sums, {n for i, n in names.items() if uses[i] == 0} | sums.keys()
 
 
-def _vmap_abs_grads(model, params, buffers, names, x, task) -> dict[str, torch.Tensor]:
+def _vmap_abs_grads(model: nn.Module, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
+                    names: list[str], x: torch.Tensor, task: int | None) -> dict[str, torch.Tensor]:
     """Σ over the samples of `x` of |per-sample gradient| for `names`, by vmap over grad.
 
     Exact for any model: each sample is run as a batch of one. Memory grows with
@@ -179,7 +186,7 @@ def _vmap_abs_grads(model, params, buffers, names, x, task) -> dict[str, torch.T
     """
     fixed = {n: p for n, p in params.items() if n not in names}
 
-    def squared_norm(free, xi):
+    def squared_norm(free: dict[str, torch.Tensor], xi: torch.Tensor) -> torch.Tensor:
         # One sample as a batch of one, so the model sees its usual input rank.
         return _squared_norm(model, xi.unsqueeze(0), task, ({**fixed, **free}, buffers))
 
@@ -187,7 +194,8 @@ def _vmap_abs_grads(model, params, buffers, names, x, task) -> dict[str, torch.T
     return {n: g.abs().sum(0) for n, g in per_x.items()}
 
 
-def _per_sample_abs_grads(model, params, buffers, x, task) -> dict[str, torch.Tensor]:
+def _per_sample_abs_grads(model: nn.Module, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
+                          x: torch.Tensor, task: int | None) -> dict[str, torch.Tensor]:
     """Σ over the samples of `x` of |per-sample gradient|: layer rules where they apply, else vmap."""
     sums, handled = _layer_abs_grads(model, params, x, task)
     rest = [n for n in params if n not in handled]
@@ -196,13 +204,14 @@ def _per_sample_abs_grads(model, params, buffers, x, task) -> dict[str, torch.Te
     return sums
 
 
-def _per_batch_abs_grads(model, params, buffers, x, task) -> dict[str, torch.Tensor]:
+def _per_batch_abs_grads(model: nn.Module, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
+                         x: torch.Tensor, task: int | None) -> dict[str, torch.Tensor]:
     """|gradient of ‖F(x)‖²₂ summed over the batch `x`|: the official code's estimator."""
     grads = grad(lambda p, xs: _squared_norm(model, xs, task, (p, buffers)))(params, x)
     return {n: g.abs() for n, g in grads.items()}
 
 
-def mas_importance(model: torch.nn.Module, data, *, per_sample: bool = True,
+def mas_importance(model: torch.nn.Module, data: Any, *, per_sample: bool = True,
                    chunk_size: int = 64, batch_size: int = 16) -> dict[str, torch.Tensor]:
     """MAS importance of each trainable parameter of `model` on `data`.
 
@@ -212,7 +221,7 @@ def mas_importance(model: torch.nn.Module, data, *, per_sample: bool = True,
     gradients only for Conv2d weights; every other parameter goes through torch.func's vmap
     over grad, which holds `chunk_size` per-sample gradients of them at a time.
     The result does not depend on `chunk_size`, only its speed and memory: larger chunks read the
-    weights fewer times (64 ran 2x faster than 16 on a 784-400-400-10 MLP).
+    weights fewer times (bench/NOTES.md).
     per_sample=False is the official code's estimator: |gradient of the batch-summed squared
     norm| summed over batches of `batch_size` and divided by the number of samples (equal to
     the paper's at batch size 1, and never larger, by the triangle inequality).
@@ -247,12 +256,12 @@ def mas_importance(model: torch.nn.Module, data, *, per_sample: bool = True,
     return {n: t / n_samples for n, t in total.items()}
 
 
-def _overlap(a: torch.Tensor, b: torch.Tensor):
+def _overlap(a: torch.Tensor, b: torch.Tensor) -> tuple[slice, ...]:
     """Index of the common leading block of `a` and `b` (grown layers keep old units first)."""
     return tuple(slice(0, min(sa, sb)) for sa, sb in zip(a.shape, b.shape))
 
 
-def _grow(old: torch.Tensor, shape) -> torch.Tensor:
+def _grow(old: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     """`old` zero-padded to `shape`: units added since then have no importance yet."""
     if old.shape == shape:
         return old
@@ -280,22 +289,22 @@ class MASPlugin(SupervisedPlugin):
       ``Ω ← alpha·Ω + (1 − alpha)·Ω_new``, alpha = 0.5).
 
     Usage: ``Naive(model, opt, criterion, plugins=[MASPlugin(lambda_reg=1.0)])``.
+
+    :param lambda_reg: weight of the penalty (1 in the paper's object recognition runs).
+    :param per_sample: the paper's per-sample estimator, or the official code's per batch.
+    :param accumulate: one of `ACCUMULATE_MODES`, "sum", "average" or "ema" (see above).
+    :param alpha: weight of the old importance with accumulate="ema".
+    :param chunk_size: samples per pass of the per-sample estimator, which does not depend on
+        it: larger chunks run faster (the weights are read once per chunk) but hold more
+        per-sample gradients (see `mas_importance`).
+    :param batch_size: the batch size of the per-batch estimator, whose result depends on it.
+    :param importance_data: data to compute importance on instead of each training
+        experience: a dataset (labelled or not), an experience or a stream.
     """
 
     def __init__(self, lambda_reg: float = 1.0, per_sample: bool = True, accumulate: str = "sum",
-                 alpha: float = 0.5, chunk_size: int = 64, batch_size: int = 16, importance_data=None):
-        """
-        :param lambda_reg: weight of the penalty (1 in the paper's object recognition runs).
-        :param per_sample: the paper's per-sample estimator, or the official code's per batch.
-        :param accumulate: "sum", "average" or "ema" (see the class docstring).
-        :param alpha: weight of the old importance with accumulate="ema".
-        :param chunk_size: samples per pass of the per-sample estimator, which does not depend on
-            it: larger chunks run faster (the weights are read once per chunk) but hold more
-            per-sample gradients (see `mas_importance`).
-        :param batch_size: the batch size of the per-batch estimator, whose result depends on it.
-        :param importance_data: data to compute importance on instead of each training
-            experience: a dataset (labelled or not), an experience or a stream.
-        """
+                 alpha: float = 0.5, chunk_size: int = 64, batch_size: int = 16,
+                 importance_data: Any = None) -> None:
         super().__init__()
         if not lambda_reg >= 0:
             raise ValueError(f"MAS: lambda_reg must be >= 0, got {lambda_reg}")
@@ -329,11 +338,11 @@ class MASPlugin(SupervisedPlugin):
             total = total + (omega[index] * (param[index] - anchor[index]).pow(2)).sum()
         return self.lambda_reg * total
 
-    def before_backward(self, strategy, **kwargs):
+    def before_backward(self, strategy: SupervisedTemplate, **kwargs: Any) -> None:
         if self.importance and self.lambda_reg > 0:
             strategy.loss += self.penalty(strategy.model)
 
-    def after_training_exp(self, strategy, **kwargs):
+    def after_training_exp(self, strategy: SupervisedTemplate, **kwargs: Any) -> None:
         data = self.importance_data if self.importance_data is not None else strategy.experience.dataset
         try:
             new = mas_importance(strategy.model, data, per_sample=self.per_sample,
@@ -347,7 +356,7 @@ class MASPlugin(SupervisedPlugin):
         self._accumulate(new)
         self.anchor = {n: p.detach().clone() for n, p in strategy.model.named_parameters() if n in new}
 
-    def _accumulate(self, new: dict):
+    def _accumulate(self, new: dict) -> None:
         k = self.n_experiences
         combine = {
             "sum": lambda old, w: old + w,
@@ -364,7 +373,7 @@ class MASPlugin(SupervisedPlugin):
         self.importance = accumulated
         self.n_experiences += 1
 
-    def _on(self, name: str, device):
+    def _on(self, name: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Importance and anchor of `name` on `device` (moved once, e.g. after loading a checkpoint)."""
         if self.importance[name].device != device:
             self.importance[name] = self.importance[name].to(device)
@@ -375,7 +384,7 @@ class MASPlugin(SupervisedPlugin):
         return {"importance": dict(self.importance), "anchor": dict(self.anchor),
                 "n_experiences": self.n_experiences}
 
-    def load_state_dict(self, state: dict):
+    def load_state_dict(self, state: dict) -> None:
         self.importance = {n: t.detach().clone() for n, t in state["importance"].items()}
         self.anchor = {n: t.detach().clone() for n, t in state["anchor"].items()}
         self.n_experiences = int(state["n_experiences"])

@@ -5,8 +5,10 @@ and kept as buffers, so nothing of an old task can change and forgetting is zero
 """
 
 import math
+from typing import Any
 
 from avalanche.training.plugins import SupervisedPlugin
+from avalanche.training.templates import SupervisedTemplate
 
 from ..models.piggyback import MASK_INIT, THRESHOLD, PiggybackNet
 
@@ -26,14 +28,16 @@ def options_problem(mask_init: float, threshold: float) -> str | None:
 
 
 class PiggybackPlugin(SupervisedPlugin):
+    """Drives a model converted by `piggyback(model)`: one binary mask and head per task.
+
+    :param mask_init: initial real-valued mask score of every weight.
+    :param threshold: scores above it keep their weight.
+    :param per_task_bn: give each masked task its own BatchNorm (default: BatchNorm stays frozen).
+    :param pretrained: the backbone is already trained: mask it from the first experience on.
+    """
+
     def __init__(self, mask_init: float = MASK_INIT, threshold: float = THRESHOLD, per_task_bn: bool = False,
-                 pretrained: bool = False):
-        """
-        :param mask_init: initial real-valued mask score of every weight.
-        :param threshold: scores above it keep their weight.
-        :param per_task_bn: give each masked task its own BatchNorm (default: BatchNorm stays frozen).
-        :param pretrained: the backbone is already trained: mask it from the first experience on.
-        """
+                 pretrained: bool = False) -> None:
         super().__init__()
         problem = options_problem(mask_init, threshold)
         if problem:
@@ -43,13 +47,13 @@ class PiggybackPlugin(SupervisedPlugin):
         self.task = None  # the task being trained
 
     @staticmethod
-    def _net(strategy) -> PiggybackNet:
+    def _net(strategy: SupervisedTemplate) -> PiggybackNet:
         if not isinstance(strategy.model, PiggybackNet):
             raise TypeError("PiggybackPlugin: convert the model with avalanche_hsf.models.piggyback(model) first "
                             f"(got {type(strategy.model).__name__})")
         return strategy.model
 
-    def _experience_task(self, experience, net: PiggybackNet) -> int:
+    def _experience_task(self, experience: Any, net: PiggybackNet) -> int:
         labels = sorted(set(getattr(experience, "task_labels", None) or []))
         if not labels:
             raise ValueError(f"{_NEED_TASK_LABELS} This experience has no task labels.")
@@ -61,7 +65,7 @@ class PiggybackPlugin(SupervisedPlugin):
                              "domain-incremental scenario gives every experience task label 0).")
         return labels[0]
 
-    def before_training_exp(self, strategy, *args, **kwargs):
+    def before_training_exp(self, strategy: SupervisedTemplate, *args: Any, **kwargs: Any) -> None:
         net = self._net(strategy)
         self.task = self._experience_task(strategy.experience, net)
         dense = not self.pretrained and not net.finished_tasks
@@ -71,17 +75,17 @@ class PiggybackPlugin(SupervisedPlugin):
         # optimizer update adds the former, drops the latter, and starts from a fresh optimizer state.
         strategy.make_optimizer(reset_optimizer_state=True, remove_params=True)
 
-    def before_training_iteration(self, strategy, *args, **kwargs):
+    def before_training_iteration(self, strategy: SupervisedTemplate, *args: Any, **kwargs: Any) -> None:
         batch = strategy.mbatch
         if len(batch) < 3:
             raise ValueError(f"{_NEED_TASK_LABELS} The mini-batch has no task labels.")
         if (batch[-1] != self.task).any():
             raise ValueError(f"Piggyback: a mini-batch of task {self.task} holds samples of other tasks")
 
-    def after_training_exp(self, strategy, *args, **kwargs):
+    def after_training_exp(self, strategy: SupervisedTemplate, *args: Any, **kwargs: Any) -> None:
         self._net(strategy).end_task(self.task)
         self.task = None
 
-    def before_eval_exp(self, strategy, *args, **kwargs):
+    def before_eval_exp(self, strategy: SupervisedTemplate, *args: Any, **kwargs: Any) -> None:
         if not getattr(strategy.experience, "task_labels", None):
             raise ValueError(f"{_NEED_TASK_LABELS} The evaluation experience has no task labels.")

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from avalanche_hsf.cli import main
-from conftest import assert_clean_error, run_cli, scenario_text
+from avalanche_hsf.lab.cli import main
+from tests.helpers import assert_clean_error, run_cli, scenario_text
 
 
 def test_unknown_scenario(capsys, tmp_path):
@@ -79,7 +79,7 @@ def test_missing_full_dataset_is_a_clear_error_without_download(tmp_path):
     empty_root = tmp_path / "no_data_here"
     empty_root.mkdir()
     proc = subprocess.run(
-        [sys.executable, "-m", "avalanche_hsf.cli", "run", "split_mnist", "--dataset-root", str(empty_root),
+        [sys.executable, "-m", "avalanche_hsf.lab.cli", "run", "split_mnist", "--dataset-root", str(empty_root),
          "--out", str(tmp_path / "runs"), "--quiet"],
         capture_output=True, text=True, timeout=300,
     )

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+
 def aggregate_seeds(runs: list[dict]) -> dict:
     """Mean over seeds of every matrix, list and scalar, each with a `_std` sibling."""
     out = {}

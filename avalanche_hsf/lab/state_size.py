@@ -5,8 +5,8 @@ from collections.abc import Mapping
 from types import FunctionType, MethodType, ModuleType
 
 import torch
-from torch import nn
 from avalanche.benchmarks.utils import AvalancheDataset
+from torch import nn
 from torch.utils.data import Dataset
 
 

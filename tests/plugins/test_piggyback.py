@@ -17,14 +17,15 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchvision.models import resnet18
 
-from avalanche_hsf import PiggybackPlugin, UserError
-from avalanche_hsf.benchmarks import build_benchmark
+from avalanche_hsf.errors import UserError
+from avalanche_hsf.lab.benchmarks import build_benchmark
+from avalanche_hsf.lab.runner import run_scenario
+from avalanche_hsf.lab.scenario import load_scenario
+from avalanche_hsf.lab.state_size import state_bytes
+from avalanche_hsf.lab.strategies import validate_strategy
 from avalanche_hsf.models import piggyback
 from avalanche_hsf.models.piggyback import BinarizeSTE, MaskedWeight, TaskBatchNorm
-from avalanche_hsf.runner import run_scenario
-from avalanche_hsf.scenario import load_scenario
-from avalanche_hsf.state_size import state_bytes
-from avalanche_hsf.strategies import validate_strategy
+from avalanche_hsf.plugins import PiggybackPlugin
 
 THRESHOLD = 5e-3
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from avalanche_hsf import build_benchmark
-from avalanche_hsf.calibration import final_test_pass
+from avalanche_hsf.lab.benchmarks import build_benchmark
+from avalanche_hsf.lab.calibration import final_test_pass
 
 
 class ConstantModel(torch.nn.Module):

@@ -1,34 +1,25 @@
-"""Model builders for scenarios: Avalanche's SimpleMLP, or a small CNN, with one head per task
-(Avalanche's `as_multitask`) in task-IL and a single head otherwise."""
+"""A scenario's `[model]` table and a strategy's model hyperparameters made into a model.
+
+Avalanche's SimpleMLP or the library's SmallCNN, with one head per task (Avalanche's
+`as_multitask`) in task-IL and a single head otherwise; the seed benchmark's autoencoder; HSF.
+Sizes too large to allocate become a one-line error.
+"""
 
 import math
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from avalanche.models import SimpleMLP, as_multitask
 from torch import nn
 
 from ..errors import UserError
-from ..scenario import ModelSpec
-
-
-class SmallCNN(nn.Module):
-    """Two conv blocks and a linear classifier; `features` / `classifier` as in SimpleMLP."""
-
-    def __init__(self, in_channels: int, num_classes: int, hidden_size: int = 64, drop_rate: float = 0.0):
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
-            nn.Linear(64 * 4, hidden_size), nn.ReLU(), nn.Dropout(drop_rate),
-        )
-        self.classifier = nn.Linear(hidden_size, num_classes)
-
-    def forward(self, x):
-        return self.classifier(self.features(x))
+from ..models import SmallCNN, hsf_model, mlp_autoencoder
+from ..models.hsf import HSFModel
+from .spec import ModelSpec
 
 
 @contextmanager
-def allocation_checked(what: str):
+def allocation_checked(what: str) -> Iterator[None]:
     """Sizes in a scenario file too large to allocate become a UserError naming `what`."""
     try:
         yield
@@ -62,11 +53,15 @@ def build_model(spec: ModelSpec, input_shape, num_outputs: int, multi_head: bool
 
 
 def build_mlp_autoencoder(spec: ModelSpec, input_shape, num_outputs: int, setting: str) -> nn.Module:
-    """The seed benchmark's baseline: d -> 64 -> 64 -> 24 -> 64 -> 64 -> d with GELU (REFERENCE §2).
+    return mlp_autoencoder(math.prod(input_shape), output_size(spec, num_outputs))
 
-    One network shared by all tasks (no task-specific part), trained sequentially."""
-    sizes = [math.prod(input_shape), 64, 64, 24, 64, 64, output_size(spec, num_outputs)]
-    layers = []
-    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-        layers += [nn.Linear(n_in, n_out), nn.GELU()]
-    return nn.Sequential(nn.Flatten(), *layers[:-1])
+
+def build_hsf(spec: ModelSpec, input_shape, num_outputs: int, setting: str, **options) -> HSFModel:
+    """An HSF model whose target has the scenario's hidden width; the task is inferred unless the
+    setting is task-IL. `options` are keywords of `HSFTarget` and `HSFModel`."""
+    num_outputs = output_size(spec, num_outputs)
+    sizes = ", ".join(f"{key} = {value}" for key, value in options.items() if isinstance(value, int)
+                      and not isinstance(value, bool))
+    with allocation_checked(f"an HSF model with hidden_size = {spec.hidden_size}, {sizes}"):
+        return hsf_model(input_shape, num_outputs, hidden=spec.hidden_size, infer_task=setting != "task-il",
+                         **options)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from avalanche.checkpointing import maybe_load_checkpoint, save_checkpoint
 
-from .errors import UserError
+from ..errors import UserError
 from .files import atomic_write_bytes
 
 PROGRESS_ATTRIBUTE = "avalanche_hsf_progress"

@@ -18,15 +18,15 @@ from avalanche.training.determinism.rng_manager import RNGManager
 from avalanche.training.plugins import EvaluationPlugin
 from tqdm.auto import tqdm
 
+from ..errors import DivergedError, NotTrainedError, UserError
+from ..plugins import FiniteLossGuard
 from . import metrics
 from .benchmarks import BENCHMARKS, build_benchmark
 from .calibration import final_test_pass
 from .checkpoint import RunCheckpoint, RunProgress
-from .errors import DivergedError, NotTrainedError, UserError
 from .files import atomic_write_json, ensure_writable_dir
 from .models import build_model
 from .plots import comparison_figure, first_task_curve_figure, matrix_figure, save_figure
-from .plugins import FiniteLossGuard
 from .resources import peak_rss_mb, reset_peak_rss
 from .results import aggregate_seeds
 from .scenario import Scenario
@@ -77,7 +77,7 @@ def run_strategy_seed(scenario: Scenario, benchmark, strategy_name: str, seed: i
     RNGManager.set_random_seeds(seed)
     entry = STRATEGIES[strategy_name]
     hparams = {**entry.defaults, **scenario.strategies.get(strategy_name, {})}
-    training = replace(scenario.training, **{k: hparams[k] for k in entry.training_params})
+    training = replace(scenario.training, **{k: hparams[k] for k in entry.training})
     regression = BENCHMARKS[scenario.benchmark].regression
     input_shape = tuple(benchmark.train_stream[0].dataset[0][0].shape)
     # Regression benchmarks here are autoencoding: the output has the input's size.

@@ -1,8 +1,8 @@
 import pytest
 
-from avalanche_hsf.benchmarks import BENCHMARKS, build_benchmark
-from avalanche_hsf.scenario import load_scenario, shipped_scenarios
-from avalanche_hsf.strategies import STRATEGIES
+from avalanche_hsf.lab.benchmarks import BENCHMARKS, build_benchmark
+from avalanche_hsf.lab.scenario import load_scenario, shipped_scenarios
+from avalanche_hsf.lab.strategies import STRATEGIES
 
 REQUIRED = {"split_digits_til", "split_digits_cil", "permuted_digits", "split_mnist5k_til",
             "split_mnist5k_cil", "permuted_mnist5k", "split_mnist", "permuted_mnist", "split_fmnist",

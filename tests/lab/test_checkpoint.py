@@ -10,10 +10,10 @@ import time
 import pytest
 import torch
 
-from avalanche_hsf import UserError, load_scenario
-from avalanche_hsf.runner import run_scenario
-
-from conftest import scenario_text
+from avalanche_hsf.errors import UserError
+from avalanche_hsf.lab.runner import run_scenario
+from avalanche_hsf.lab.scenario import load_scenario
+from tests.helpers import scenario_text
 
 # 3 task-labelled experiences, so every strategy (Piggyback needs task labels) runs on it.
 STRATEGIES = ("naive", "ewc", "mas", "piggyback", "hsf")
@@ -36,7 +36,7 @@ def test_sigkill_after_the_first_experience_then_resume_gives_the_same_matrix(st
     assert len(reference) == 3 and max(reference[0]) > 0.3  # it learned something worth comparing
 
     checkpoint = tmp_path / "ckpt" / "tiny" / strategy / "seed0.ckpt"
-    command = [sys.executable, "-m", "avalanche_hsf.cli", "run", str(path), "--strategies", strategy, "--quiet",
+    command = [sys.executable, "-m", "avalanche_hsf.lab.cli", "run", str(path), "--strategies", strategy, "--quiet",
                "--threads", "1", "--out", str(tmp_path / "killed"), "--checkpoint-dir", str(tmp_path / "ckpt")]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120

@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .errors import UserError
+from ..errors import UserError
 
 
 def atomic_write_bytes(path, data: bytes) -> None:

@@ -1,6 +1,6 @@
 import pytest
 
-from avalanche_hsf import metrics
+from avalanche_hsf.lab import metrics
 
 R = [[0.9, 0.1, 0.2],
      [0.7, 0.8, 0.3],

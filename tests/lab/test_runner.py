@@ -5,9 +5,9 @@ import json
 import pytest
 from tbparse import SummaryReader
 
-from avalanche_hsf.cli import main
-from avalanche_hsf.runner import run_scenario
-from avalanche_hsf.scenario import load_scenario
+from avalanche_hsf.lab.cli import main
+from avalanche_hsf.lab.runner import run_scenario
+from avalanche_hsf.lab.scenario import load_scenario
 
 STRATEGIES = ("naive", "ewc", "lwf")
 SCALARS = ("acc", "acc_std", "bwt", "bwt_std", "fwt", "fwt_std", "train_seconds", "peak_rss_mb")

@@ -8,9 +8,10 @@ from avalanche.training import Naive
 from avalanche.training.plugins import EvaluationPlugin
 from nflows.flows import Flow
 
-from avalanche_hsf.benchmarks import LabelledTensors, build_benchmark
 from avalanche_hsf.errors import NotTrainedError
+from avalanche_hsf.lab.benchmarks import LabelledTensors, build_benchmark
 from avalanche_hsf.models.hsf import HSFModel, HSFTarget
+from avalanche_hsf.plugins import hsf as hsf_plugin_module
 from avalanche_hsf.plugins.hsf import HSFPlugin
 
 
@@ -175,7 +176,7 @@ def test_regulariser_is_the_mean_squared_distance_to_the_stored_outputs(monkeypa
     for task in range(4):
         model.add_task(task)
     plugin.targets = {j: model.generate(j).detach() + 0.01 * j for j in range(3)}
-    monkeypatch.setattr(HSFPlugin, "GROUP_WEIGHTS", group_weights)
+    monkeypatch.setattr(hsf_plugin_module, "GROUP_WEIGHTS", group_weights)
     expected = sum((model.generate(j) - t).pow(2).sum() for j, t in plugin.targets.items()) / 3
     assert torch.allclose(plugin.regularizer(model), expected, rtol=1e-6)
 
@@ -255,8 +256,8 @@ def test_nan_loss_is_reported_and_never_stored_as_a_target(digits_til):
 
 def test_seed_curves_regulariser_keeps_task_zero_reconstruction(tmp_path):
     """A short real run of the seed benchmark: protecting the hypernetwork's outputs keeps task 0."""
-    from avalanche_hsf import load_scenario
-    from avalanche_hsf.runner import run_scenario
+    from avalanche_hsf.lab.runner import run_scenario
+    from avalanche_hsf.lab.scenario import load_scenario
 
     results = run_scenario(load_scenario("seed_curves"), tmp_path, strategies=["hsf", "hsf_noreg"], seeds=[0],
                            epochs=30, progress=False)

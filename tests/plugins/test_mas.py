@@ -13,14 +13,14 @@ from avalanche.training import MAS, Naive
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
-import avalanche_hsf
-from avalanche_hsf import MASPlugin
-from avalanche_hsf.benchmarks import build_benchmark
 from avalanche_hsf.errors import DivergedError
+from avalanche_hsf.lab.benchmarks import build_benchmark
+from avalanche_hsf.lab.runner import run_scenario
+from avalanche_hsf.lab.scenario import load_scenario
+from avalanche_hsf.lab.strategies import build_strategy
+from avalanche_hsf.plugins import MASPlugin
 from avalanche_hsf.plugins import mas as mas_module
 from avalanche_hsf.plugins.mas import mas_importance
-from avalanche_hsf.runner import run_scenario
-from avalanche_hsf.strategies import build_strategy
 
 
 class WithUnused(nn.Module):
@@ -334,7 +334,7 @@ def test_state_dict_round_trip_gives_the_same_penalty(digits_til):
 
 
 def test_split_digits_til_mas_forgets_less_than_naive(tmp_path):
-    scenario = avalanche_hsf.load_scenario("split_digits_til")
+    scenario = load_scenario("split_digits_til")
     # The paper's lambda = 1, fixed here so the test does not follow the scenario's tuning.
     scenario = replace(scenario, strategies={**scenario.strategies, "mas": {"lambda_reg": 1.0}})
     results = run_scenario(scenario, tmp_path, strategies=["naive", "mas"], seeds=[0], epochs=2, progress=False)

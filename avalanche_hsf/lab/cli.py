@@ -5,8 +5,15 @@ import os
 import sys
 import warnings
 
-from .errors import DivergedError, UserError
-from .scenario import SEED
+import torch
+
+from ..errors import DivergedError, UserError
+from .benchmarks import BENCHMARKS
+from .params import SEED
+from .results import format_table
+from .runner import run_scenario
+from .scenario import load_scenario, shipped_scenarios
+from .strategies import STRATEGIES
 
 MAX_THREADS = 1024  # torch.set_num_threads takes a C int; more threads than this is a typo
 
@@ -54,7 +61,8 @@ def make_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="runs", help="output folder (default: runs)")
     run.add_argument("--dataset-root", help="where full benchmarks' data lives")
     run.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    run.add_argument("--threads", type=_threads, help="torch CPU threads (1 is fastest for tiny models on a busy machine)")
+    run.add_argument("--threads", type=_threads, help="torch CPU threads (for tiny models on a busy machine, 1 "
+                     "is fastest)")
     run.add_argument("--checkpoint-dir", help="save after every training experience; rerun the same command "
                      "to resume an interrupted run")
     run.add_argument("--deterministic", action="store_true", help="use only deterministic torch kernels")
@@ -65,10 +73,6 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def _list() -> None:
-    from .benchmarks import BENCHMARKS
-    from .scenario import load_scenario, shipped_scenarios
-    from .strategies import STRATEGIES
-
     print("Scenarios:")
     for path in shipped_scenarios():
         try:
@@ -85,14 +89,8 @@ def _list() -> None:
 
 
 def _run(args) -> None:
-    from .results import format_table
-    from .runner import run_scenario
-    from .scenario import load_scenario
-
     scenario = load_scenario(args.scenario)
     if args.threads is not None:
-        import torch
-
         torch.set_num_threads(args.threads)
     results = run_scenario(scenario, args.out, strategies=args.strategies, seeds=args.seeds, epochs=args.epochs,
                            dataset_root=args.dataset_root, device=args.device, verbose=args.verbose,

@@ -1,0 +1,231 @@
+"""The registry of strategies the CLI runs by name.
+
+Adding a strategy is one entry: an Avalanche template (used as it is), or a plugin dropped into
+`Naive`, with the rules its hyperparameters must meet and the settings it fits. A hyperparameter's
+default is the one in the signature of the class or function it is passed to; the entry gives a
+value only where that signature has none, or where a named variant (`hsf_noreg`) fixes another.
+"""
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from avalanche.models.packnet import PackNetModel, PackNetModule, PackNetPlugin
+from avalanche.training import AGEM, EWC, GEM, MAS, Cumulative, ICaRL, LwF, Naive, SynapticIntelligence
+from avalanche.training.plugins import EvaluationPlugin
+from avalanche.training.plugins.clock import Clock
+from avalanche.training.templates.base_sgd import PeriodicEval
+from torch import nn
+
+from ..errors import UserError
+from ..models.hsf import INFERENCE_MODES, HSFModel, HSFTarget
+from ..models.piggyback import piggyback
+from ..plugins import HSFPlugin, MASPlugin, PiggybackPlugin
+from ..plugins.mas import ACCUMULATE_MODES
+from ..plugins.piggyback import options_problem
+from .models import build_hsf, build_mlp_autoencoder
+from .params import (
+    COUNT,
+    FRACTION,
+    MAX_WIDTH,
+    NON_NEGATIVE,
+    OPTIONAL_WIDTH,
+    POSITIVE,
+    WIDTH,
+    OneOf,
+    Range,
+    Rule,
+    check_params,
+    registry_entry,
+)
+from .spec import SETTINGS, TrainingSpec, spec_rules
+
+
+def plugin_state(strategy) -> list:
+    """By default a strategy keeps its state in its plugins (Avalanche's EWC, SI, LwF, GEM...)."""
+    return [p for p in strategy.plugins if not isinstance(p, (EvaluationPlugin, Clock, PeriodicEval))]
+
+
+def _packnet_state(strategy) -> list:
+    # PackNet's only persistent state is the per-weight task index (1 byte per weight);
+    # its visible/unfrozen masks are derived from it.
+    return [m.task_index for m in strategy.model.modules() if isinstance(m, PackNetModule)
+            and hasattr(m, "task_index")]
+
+
+def _packnet_check(hparams, training) -> str | None:
+    if hparams["post_prune_epochs"] >= training.epochs:
+        return (f"post_prune_epochs ({hparams['post_prune_epochs']}) must be smaller than the "
+                f"epochs per experience ({training.epochs})")
+    return None
+
+
+def _piggyback_check(hparams, training) -> str | None:
+    return options_problem(hparams["mask_init"], hparams["threshold"])
+
+
+def _hsf_check(hparams, training) -> str | None:
+    if hparams["inference"] == "flow" and not hparams["use_flow"]:
+        return "inference must be 'entropy', or 'flow' with use_flow = true"
+    return None
+
+
+def _icarl(*, model, optimizer, criterion, memory_size: int, fixed_memory: bool, **kwargs) -> ICaRL:
+    # iCaRL brings its own loss (binary cross-entropy with distillation), so `criterion` is unused.
+    features = nn.Sequential(nn.Flatten(), model.features)
+    return ICaRL(feature_extractor=features, classifier=model.classifier, optimizer=optimizer,
+                 memory_size=memory_size, fixed_memory=fixed_memory, buffer_transform=None, **kwargs)
+
+
+def _signature_defaults(receiver: Callable) -> dict:
+    return {name: p.default for name, p in inspect.signature(receiver).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
+@dataclass(frozen=True)
+class StrategyEntry:
+    description: str
+    template: Callable = Naive  # an Avalanche strategy class, or a function with its signature
+    plugin: Callable | None = None  # a plugin class built from the hyperparameters, added to `template`
+    rules: Mapping[str, Rule | None] = field(default_factory=dict)  # hyperparameter -> allowed values
+    values: Mapping[str, Any] = field(default_factory=dict)  # where the receiving signature has no default
+    variant: Mapping[str, Any] = field(default_factory=dict)  # what a named variant fixes otherwise
+    settings: tuple = SETTINGS
+    wrap_model: Callable | None = None
+    multi_head: bool = True  # one head per task in task-IL; False keeps a single shared head
+    state: Callable = plugin_state  # the objects that hold the strategy's per-task state
+    check: Callable | None = None  # (hparams, training spec) -> an error message, or None
+    build_model: Callable | None = None  # (model spec, input shape, head size, setting, **model hparams)
+    model_receivers: tuple = ()  # the callables whose keywords the model hyperparameters are
+    training: Mapping[str, Any] = field(default_factory=dict)  # overrides of the scenario's [training]
+
+    @cached_property
+    def model_params(self) -> tuple:
+        names = {name for receiver in self.model_receivers for name in inspect.signature(receiver).parameters}
+        return tuple(name for name in self.rules if name in names)
+
+    @cached_property
+    def defaults(self) -> dict:
+        """Every hyperparameter's default: a variant's value, the entry's value, or the signature's."""
+        found = {}
+        for receiver in self.receivers:
+            found = {**_signature_defaults(receiver), **found}
+        out = {}
+        for name in self.rules:
+            for source in (self.variant, self.values, self.training, found):
+                if name in source:
+                    out[name] = source[name]
+                    break
+            else:
+                raise TypeError(f"strategy hyperparameter {name!r} has no default")
+        return out
+
+    @property
+    def receivers(self) -> tuple:
+        """The callables the hyperparameters are passed to, first match first."""
+        return (self.plugin or self.template, *self.model_receivers)
+
+    def plugin_hparams(self, hparams: dict) -> dict:
+        return {k: v for k, v in hparams.items() if k not in self.model_params + tuple(self.training)}
+
+
+# HSF's hyperparameters: the plugin's loss weights, then the target's and hypernetwork's sizes.
+_HSF_RULES = {
+    "beta": NON_NEGATIVE, "gamma": NON_NEGATIVE, "reconstruction": NON_NEGATIVE, "reg_tasks": COUNT,
+    "latent_dim": Range(2, MAX_WIDTH),  # the coupling flow splits the latent in two
+    "embedding_dim": WIDTH, "chunk_size": WIDTH, "hnet_hidden": WIDTH, "use_sde": None, "use_flow": None,
+    "inference": OneOf(INFERENCE_MODES), "sde_steps": COUNT, "max_diffusion": NON_NEGATIVE, "sde_samples": COUNT,
+    "head_hidden": OPTIONAL_WIDTH, "decoder_hidden": OPTIONAL_WIDTH,
+    "optimizer": spec_rules(TrainingSpec)["optimizer"], "lr": spec_rules(TrainingSpec)["lr"],
+}
+
+
+def _hsf(description: str, **variant) -> StrategyEntry:
+    # Hypernetworks train with Adam, as in von Oswald et al.'s code; SGD with the scenarios'
+    # learning rates leaves them near chance.
+    return StrategyEntry(description, plugin=HSFPlugin, rules=_HSF_RULES, variant=variant,
+                         build_model=build_hsf, model_receivers=(HSFTarget, HSFModel),
+                         training={"optimizer": "adam", "lr": 0.001}, check=_hsf_check)
+
+
+STRATEGIES = {
+    "naive": StrategyEntry("fine-tuning on each experience in turn: the lower bound"),
+    "cumulative": StrategyEntry("retrains on all data seen so far (joint training): the upper bound",
+                                template=Cumulative, state=lambda s: [s.dataset]),
+    "ewc": StrategyEntry("Elastic Weight Consolidation (Kirkpatrick et al. 2017)", template=EWC,
+                         rules={"ewc_lambda": NON_NEGATIVE, "mode": OneOf(("separate",))},  # online needs a decay
+                         values={"ewc_lambda": 100.0}),
+    "si": StrategyEntry("Synaptic Intelligence (Zenke et al. 2017)", template=SynapticIntelligence,
+                        rules={"si_lambda": NON_NEGATIVE}, values={"si_lambda": 1.0}),
+    "lwf": StrategyEntry("Learning without Forgetting (Li & Hoiem 2017)", template=LwF,
+                         rules={"alpha": NON_NEGATIVE, "temperature": POSITIVE},  # the temperature divides logits
+                         values={"alpha": 1.0, "temperature": 2.0}),
+    "gem": StrategyEntry("Gradient Episodic Memory (Lopez-Paz & Ranzato 2017)", template=GEM,
+                         rules={"patterns_per_exp": COUNT, "memory_strength": NON_NEGATIVE},
+                         values={"patterns_per_exp": 50}),
+    "agem": StrategyEntry("Averaged GEM (Chaudhry et al. 2019)", template=AGEM,
+                          rules={"patterns_per_exp": COUNT, "sample_size": COUNT}, values={"patterns_per_exp": 50}),
+    "icarl": StrategyEntry("iCaRL: exemplars + nearest-mean classifier (Rebuffi et al. 2017)", template=_icarl,
+                           rules={"memory_size": COUNT, "fixed_memory": None},
+                           values={"memory_size": 200, "fixed_memory": True}, settings=("class-il",)),
+    "packnet": StrategyEntry("PackNet: iterative magnitude pruning per task (Mallya & Lazebnik 2018)",
+                             plugin=PackNetPlugin,
+                             # PackNet prunes at epoch (epochs - post_prune_epochs): 0 would never prune
+                             rules={"post_prune_epochs": COUNT,
+                                    "prune_proportion": Range(0, 1, low_open=True, high_open=True)},
+                             values={"post_prune_epochs": 1}, settings=("task-il",), wrap_model=PackNetModel,
+                             multi_head=False, state=_packnet_state, check=_packnet_check),
+    "mas": StrategyEntry("Memory Aware Synapses, per-sample importance as in the paper (Aljundi et al. 2018)",
+                         plugin=MASPlugin, rules={"lambda_reg": NON_NEGATIVE, "per_sample": None,
+                                                  "accumulate": OneOf(ACCUMULATE_MODES)}),
+    "mas_avalanche": StrategyEntry("Avalanche's built-in MAS (batch-mean norm in train mode, EMA across tasks)",
+                                   template=MAS, rules={"lambda_reg": NON_NEGATIVE, "alpha": FRACTION}),  # alpha: EMA
+    "piggyback": StrategyEntry("Piggyback: a learned binary mask per task over a frozen backbone (Mallya et al. 2018)",
+                               plugin=PiggybackPlugin,
+                               # Piggyback's scores start above a positive threshold
+                               rules={"mask_init": POSITIVE, "threshold": POSITIVE, "per_task_bn": None,
+                                      "pretrained": None},
+                               settings=("task-il",), wrap_model=piggyback, multi_head=False,
+                               # packed masks and heads of the finished tasks, as buffers
+                               state=lambda s: s.model.task_state(), check=_piggyback_check),
+    "hsf": _hsf("HSF: hypernetwork-generated network with latent SDE and flow, outputs protected"),
+    "hsf_noreg": _hsf("HSF without the output regulariser (beta = 0): the original model's failure mode",
+                      beta=0.0),
+    "hsf_nosde": _hsf("HSF ablation: no latent SDE (the head reads z0 directly)", use_sde=False),
+    "hsf_noflow": _hsf("HSF ablation: no flow; tasks inferred by lowest predictive entropy",
+                       use_flow=False, gamma=0.0, inference="entropy"),
+    "hsf_ent": _hsf("HSF with entropy-based task inference (HNET+ENT) instead of the flow's likelihood",
+                    inference="entropy"),
+    "mlp_ae": StrategyEntry("the seed benchmark's plain MLP autoencoder, trained sequentially (regression)",
+                            build_model=build_mlp_autoencoder),
+}
+
+
+def validate_strategy(name: str, setting: str, hparams, where: str, training=None) -> dict:
+    entry = registry_entry(STRATEGIES, "strategy", name, setting, where)
+    hparams = check_params(hparams, entry.defaults, entry.rules, where)
+    problem = entry.check and training and entry.check({**entry.defaults, **hparams}, training)
+    if problem:
+        raise UserError(f"{where}: {problem}")
+    return hparams
+
+
+def build_strategy(name: str, hparams: dict, *, model, make_optimizer, criterion, plugins=(), **template_kwargs):
+    """Build the named strategy around `model`; returns (strategy, full hyperparameters)."""
+    entry = STRATEGIES[name]
+    hparams = {**entry.defaults, **hparams}
+    if entry.wrap_model is not None:
+        model = entry.wrap_model(model)
+    plugins = list(plugins)
+    template_hparams = hparams
+    if entry.plugin is not None:
+        try:
+            plugins.insert(0, entry.plugin(**entry.plugin_hparams(hparams)))
+        except (AssertionError, ValueError) as err:
+            raise UserError(f"strategy '{name}': {err}") from err
+        template_hparams = {}
+    strategy = entry.template(model=model, optimizer=make_optimizer(model), criterion=criterion,
+                              plugins=plugins, **template_hparams, **template_kwargs)
+    return strategy, hparams

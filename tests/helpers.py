@@ -1,0 +1,112 @@
+"""Helpers shared by the tests: scenario files as text and as data, the CLI run in-process,
+the one-line error check, and files left in a folder."""
+
+import json
+import math
+import re
+import textwrap
+from pathlib import Path
+
+from avalanche_hsf.lab.cli import main
+
+FAST = ("--strategies", "naive", "--epochs", "1", "--seeds", "0", "--quiet")
+
+
+def scenario_text(setting="task-il", benchmark="split_digits", strategies=("naive",), epochs=1, seeds="[0]",
+                  extra_benchmark="", strategy_tables=""):
+    tables = "\n".join(f"[strategies.{name}]" for name in strategies)
+    return textwrap.dedent(f"""\
+        name = "tiny"
+        setting = "{setting}"
+        seeds = {seeds}
+
+        [benchmark]
+        name = "{benchmark}"
+        {extra_benchmark}
+
+        [model]
+        hidden_size = 32
+
+        [training]
+        epochs = {epochs}
+        batch_size = 32
+        lr = 0.05
+        momentum = 0.9
+        """) + "\n" + tables + "\n" + strategy_tables
+
+
+def run_cli(capsys, *args):
+    """`avalanche-hsf ARGS` in-process: (exit code, stderr); argparse's exits count as exit codes."""
+    try:
+        code = main(list(args))
+    except SystemExit as exit_:
+        code = exit_.code
+    return code, capsys.readouterr().err.strip()
+
+
+# argparse's errors in `run` start "avalanche-hsf run: error:"
+_ERROR_LINE = re.compile(r"avalanche-hsf( run| list)?: error: ")
+
+
+def assert_clean_error(code, err, *fragments):
+    """A non-zero exit with one line of error, no traceback and no 'internal error'."""
+    assert code != 0
+    assert len(err.splitlines()) == 1, err
+    assert _ERROR_LINE.match(err), err
+    assert "Traceback" not in err and "internal error" not in err, err
+    for fragment in fragments:
+        assert fragment in err, err
+
+
+def files_under(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in Path(folder).rglob("*") if p.is_file())
+
+
+def temporary_files(folder: Path) -> list[str]:
+    return [name for name in files_under(folder) if name.endswith(".tmp")]
+
+
+# --- scenario files as data ---------------------------------------------------------------
+
+# The tiny valid scenario that the tests edit.
+BASE = {"name": "tiny", "setting": "task-il", "seeds": [0],
+        "benchmark": {"name": "split_digits", "n_experiences": 2},
+        "model": {"hidden_size": 8, "hidden_layers": 1},
+        "training": {"epochs": 1, "batch_size": 64, "lr": 0.05},
+        "strategies": {"naive": {}}}
+
+
+def table_at(doc: dict, where: tuple) -> dict:
+    """The table at the path `where`, made a table if it is missing or is not one."""
+    for part in where:
+        if not isinstance(doc.get(part), dict):
+            doc[part] = {}
+        doc = doc[part]
+    return doc
+
+
+def toml_string(key: str) -> str:
+    return json.dumps(key, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(map(toml_value, value)) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{toml_string(k)} = {toml_value(v)}" for k, v in value.items()) + "}"
+    return toml_string(value)
+
+
+def toml_document(table: dict, prefix=()) -> str:
+    lines = [f"{toml_string(k)} = {toml_value(v)}" for k, v in table.items() if not isinstance(v, dict)]
+    for key, value in table.items():
+        if isinstance(value, dict):
+            header = ".".join(map(toml_string, prefix + (key,)))
+            lines += ["", f"[{header}]", toml_document(value, prefix + (key,))]
+    return "\n".join(lines)

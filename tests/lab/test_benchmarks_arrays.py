@@ -1,0 +1,111 @@
+"""The arrays benchmark (the user's own .npz): runs, paths, splits and one-line errors for bad files."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avalanche_hsf.lab.benchmarks import build_benchmark
+from avalanche_hsf.lab.scenario import load_scenario
+from tests.helpers import FAST, assert_clean_error, run_cli, scenario_text, toml_value
+
+# --- the arrays benchmark ------------------------------------------------------------------
+
+def good_arrays(n_classes=4, train_per_class=10, test_per_class=4, seed=0):
+    rng = np.random.default_rng(seed)
+    y_train = np.repeat(np.arange(n_classes), train_per_class)
+    y_test = np.repeat(np.arange(n_classes), test_per_class)
+    # Class-dependent means, so that the data is learnable.
+    return {"x_train": rng.normal(size=(len(y_train), 6)) + y_train[:, None], "y_train": y_train,
+            "x_test": rng.normal(size=(len(y_test), 6)) + y_test[:, None], "y_test": y_test}
+
+
+def arrays_scenario(folder: Path, data: dict | None, **params):
+    """A scenario in `folder` reading `data.npz` (written there unless `data` is None) by a relative path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if data is not None:
+        np.savez(folder / "data.npz", **data)
+    params = {"path": "data.npz", "n_experiences": 2, **params}
+    path = folder / "tiny.toml"
+    path.write_text(scenario_text(benchmark="arrays",
+                                  extra_benchmark="\n".join(f"{k} = {toml_value(v)}" for k, v in params.items())))
+    return path
+
+
+def test_arrays_benchmark_runs_with_a_path_relative_to_the_scenario(capsys, tmp_path, monkeypatch):
+    path = arrays_scenario(tmp_path / "scenario", good_arrays())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the data is found next to the scenario, not in the CWD
+    code, err = run_cli(capsys, "run", str(path), "--out", str(tmp_path / "out"), *FAST)
+    assert code == 0, err
+    results = json.loads((tmp_path / "out" / "tiny" / "results.json").read_text())
+    assert len(results["strategies"]["naive"]["acc_matrix"]) == 2
+
+
+def test_arrays_path_falls_back_to_the_working_directory(tmp_path, monkeypatch):
+    np.savez(tmp_path / "data.npz", **good_arrays())
+    path = arrays_scenario(tmp_path / "scenario", None)
+    monkeypatch.chdir(tmp_path)
+    assert load_scenario(str(path)).benchmark_params["path"] == str(tmp_path / "data.npz")
+
+
+@pytest.mark.parametrize("setting, classes", [("task-il", [[0, 1], [0, 1]]), ("class-il", [[2, 3], [0, 1]])])
+def test_arrays_split_by_class(tmp_path, setting, classes):
+    np.savez(tmp_path / "data.npz", **good_arrays())
+    benchmark = build_benchmark("arrays", setting, {"path": str(tmp_path / "data.npz"), "n_experiences": 2,
+                                                    "class_order": [2, 3, 0, 1]})
+    assert [sorted(e.classes_in_this_experience) for e in benchmark.train_stream] == classes
+    assert [len(e.dataset) for e in benchmark.test_stream] == [8, 8]
+
+
+def _with(**changes):
+    data = good_arrays()
+    for name, change in changes.items():
+        data[name] = change(data[name])
+    return data
+
+
+def _without(name):
+    data = good_arrays()
+    del data[name]
+    return data
+
+
+def _set(index, value):
+    def change(array):
+        array = array.astype(float)
+        array.flat[index] = value
+        return array
+    return change
+
+
+@pytest.mark.parametrize("data, params, fragments", [
+    (None, {}, ["no such file", "data.npz"]),
+    (_without("y_test"), {}, ["missing array 'y_test'"]),
+    (_with(x_train=_set(7, np.nan)), {}, ["array 'x_train'", "NaN or inf"]),
+    (_with(x_test=_set(0, np.inf)), {}, ["array 'x_test'", "NaN or inf"]),
+    (_with(x_test=_set(13, 1e300)), {}, ["array 'x_test'", "beyond float32's range (first in sample 2)"]),
+    (_with(y_train=_set(3, 1.5)), {}, ["array 'y_train'", "non-integer label 1.5"]),
+    (_with(y_test=lambda y: y.astype(str)), {}, ["array 'y_test'", "integer class label"]),
+    (_with(y_train=_set(0, -1)), {}, ["array 'y_train'", "label -1"]),
+    (good_arrays(), {"num_classes": 3}, ["array 'y_train'", "label 3", "num_classes = 3"]),
+    (_with(y_test=lambda y: y[:-1]), {}, ["array 'y_test'", "15 labels for the 16 samples"]),
+    (_with(x_test=lambda x: x[:, :5]), {}, ["array 'x_test'", "shape (5,)"]),
+    (_with(y_train=lambda y: np.where(y == 2, 0, y)), {}, ["array 'y_train'", "no sample of class 2"]),
+    (good_arrays(), {"n_experiences": 3}, ["n_experiences: must divide the 4 classes", "got 3"]),
+    (good_arrays(), {"class_order": [0, 1, 2, 2]}, ["class_order: must be a permutation"]),
+])
+def test_bad_arrays_name_the_file_and_the_array(capsys, tmp_path, data, params, fragments):
+    path = arrays_scenario(tmp_path / "scenario", data, **params)
+    code, err = run_cli(capsys, "run", str(path), "--out", str(tmp_path / "out"), *FAST)
+    assert_clean_error(code, err, str(path), str(tmp_path / "scenario" / "data.npz"), *fragments)
+    assert not (tmp_path / "out").exists()  # checked at load, before anything is written
+
+
+def test_a_file_that_is_not_an_npz_archive(capsys, tmp_path):
+    path = arrays_scenario(tmp_path, None)
+    (tmp_path / "data.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    code, err = run_cli(capsys, "run", str(path), "--out", str(tmp_path / "out"), *FAST)
+    assert_clean_error(code, err, "data.npz: cannot read as an .npz archive")
