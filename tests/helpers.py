@@ -7,7 +7,11 @@ import re
 import textwrap
 from pathlib import Path
 
+from avalanche.models import SimpleMLP
+from torch import nn
+
 from avalanche_hsf.lab.cli import main
+from avalanche_hsf.models.hsf import HSFModel, HSFTarget
 
 FAST = ("--strategies", "naive", "--epochs", "1", "--seeds", "0", "--quiet")
 
@@ -110,3 +114,28 @@ def toml_document(table: dict, prefix=()) -> str:
             header = ".".join(map(toml_string, prefix + (key,)))
             lines += ["", f"[{header}]", toml_document(value, prefix + (key,))]
     return "\n".join(lines)
+
+
+# --- tiny models -------------------------------------------------------------------------------
+
+def tiny_hsf_model(in_features=64, num_outputs=2, infer_task=False, inference="flow", **target_kwargs):
+    target = HSFTarget(in_features, num_outputs, hidden=32, latent_dim=4, **target_kwargs)
+    return HSFModel(target, embedding_dim=8, chunk_size=256, hnet_hidden=32, infer_task=infer_task,
+                    inference=inference)
+
+
+class TinyBNNet(nn.Module):
+    """A small CNN with BatchNorm for 1x8x8 digits."""
+
+    def __init__(self, num_classes=2):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                                      nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8 * 16, 16), nn.ReLU())
+        self.classifier = nn.Linear(16, num_classes)
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+def digits_mlp():
+    return SimpleMLP(num_classes=2, input_size=64, hidden_size=32, hidden_layers=2)

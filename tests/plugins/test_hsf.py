@@ -6,19 +6,11 @@ from avalanche.benchmarks import nc_benchmark
 from avalanche.evaluation.metrics import accuracy_metrics
 from avalanche.training import Naive
 from avalanche.training.plugins import EvaluationPlugin
-from nflows.flows import Flow
 
-from avalanche_hsf.errors import NotTrainedError
 from avalanche_hsf.lab.benchmarks import LabelledTensors, build_benchmark
-from avalanche_hsf.models.hsf import HSFModel, HSFTarget
 from avalanche_hsf.plugins import hsf as hsf_plugin_module
 from avalanche_hsf.plugins.hsf import HSFPlugin
-
-
-def make_model(in_features=64, num_outputs=2, infer_task=False, inference="flow", **target_kwargs):
-    target = HSFTarget(in_features, num_outputs, hidden=32, latent_dim=4, **target_kwargs)
-    return HSFModel(target, embedding_dim=8, chunk_size=256, hnet_hidden=32, infer_task=infer_task,
-                    inference=inference)
+from tests.helpers import tiny_hsf_model as make_model
 
 
 def make_strategy(model, beta=0.1, gamma=0.1, epochs=2, lr=1e-3):
@@ -31,15 +23,6 @@ def make_strategy(model, beta=0.1, gamma=0.1, epochs=2, lr=1e-3):
 @pytest.fixture(scope="module")
 def digits_til():
     return build_benchmark("split_digits", "task-il", {"n_experiences": 5})
-
-
-def test_generated_parameters_match_the_target():
-    model = make_model()
-    model.add_task(0)
-    params = model.hnet.unflatten(model.generate(0))
-    assert {n: p.shape for n, p in params.items()} == {n: p.shape for n, p in model.target.named_parameters()}
-    assert model.compression_ratio == pytest.approx(
-        sum(p.numel() for p in model.hnet.parameters()) / sum(p.numel() for p in model.target.parameters()))
 
 
 def test_gradients_reach_hypernetwork_and_current_embedding_only(digits_til):
@@ -85,27 +68,6 @@ def test_protected_model_keeps_task_zero_accuracy(digits_til):
         strategy.train(experience)
     assert first > 0.9
     assert strategy.eval([digits_til.test_stream[0]])[key] >= first - 0.02
-
-
-def test_sde_goes_through_torchsde_and_is_stochastic():
-    torch.manual_seed(0)
-    target = HSFTarget(6, 2, hidden=16, latent_dim=4, max_diffusion=0.5, sde_samples=8)
-    z0 = torch.randn(5, 4)
-    target.train()
-    assert not torch.equal(target.evolve(z0), target.evolve(z0))  # Brownian noise
-    target.eval()
-    assert target.evolve(z0).shape == (8, 5, 4)  # K paths at evaluation
-    deterministic = HSFTarget(6, 2, hidden=16, latent_dim=4, use_sde=False)
-    assert torch.equal(deterministic.evolve(z0)[0], z0)
-
-
-def test_flow_log_prob_comes_from_nflows_and_prefers_its_own_samples():
-    torch.manual_seed(0)
-    target = HSFTarget(6, 2, hidden=16, latent_dim=4)
-    assert isinstance(target.flow, Flow)
-    with torch.no_grad():
-        samples = target.flow.sample(500)
-        assert target.log_prob(samples).mean() > target.log_prob(samples + 4.0).mean() + 1.0
 
 
 def _two_separated_tasks():
@@ -224,19 +186,6 @@ def test_reconstruction_variance_survives_a_state_dict_round_trip(digits_cil_two
     copy.eval()
     with torch.no_grad():
         assert torch.equal(copy.task_scores(test_inputs[0]), model.task_scores(test_inputs[0]))
-
-
-def test_class_il_evaluation_before_learning_is_a_clear_error():
-    model = make_model(infer_task=True)
-    model.eval()
-    with pytest.raises(NotTrainedError, match="at least one learned task"):
-        model(torch.randn(3, 1, 8, 8))
-
-
-def test_mismatched_input_shape_is_a_clear_error():
-    model = make_model()
-    with pytest.raises(ValueError, match="expects 64"):
-        model(torch.randn(3, 1, 28, 28), torch.zeros(3, dtype=torch.long))
 
 
 def test_nan_loss_is_reported_and_never_stored_as_a_target(digits_til):

@@ -1,8 +1,7 @@
-"""Piggyback: the straight-through masks, conversion of ordinary models, real training on
+"""Piggyback, the plugin: real training on
 split_digits (frozen backbone, bit-identical old tasks, packed masks, optimizer contents), the
 task-label errors, the numerical guard, and a run through the runner."""
 
-import copy
 import io
 import math
 from types import SimpleNamespace
@@ -10,12 +9,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 from avalanche.core import SupervisedPlugin
-from avalanche.models import SimpleCNN, SimpleMLP
+from avalanche.models import SimpleMLP
 from avalanche.training import Naive
 from avalanche.training.plugins import EvaluationPlugin
 from torch import nn
 from torch.utils.data import DataLoader
-from torchvision.models import resnet18
 
 from avalanche_hsf.errors import UserError
 from avalanche_hsf.lab.benchmarks import build_benchmark
@@ -24,27 +22,9 @@ from avalanche_hsf.lab.scenario import load_scenario
 from avalanche_hsf.lab.state_size import state_bytes
 from avalanche_hsf.lab.strategies import validate_strategy
 from avalanche_hsf.models import piggyback
-from avalanche_hsf.models.piggyback import BinarizeSTE, MaskedWeight, TaskBatchNorm
+from avalanche_hsf.models.piggyback import THRESHOLD, MaskedWeight, TaskBatchNorm
 from avalanche_hsf.plugins import PiggybackPlugin
-
-THRESHOLD = 5e-3
-
-
-class TinyBNNet(nn.Module):
-    """A small CNN with BatchNorm for 1x8x8 digits."""
-
-    def __init__(self, num_classes=2):
-        super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                                      nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8 * 16, 16), nn.ReLU())
-        self.classifier = nn.Linear(16, num_classes)
-
-    def forward(self, x):
-        return self.classifier(self.features(x))
-
-
-def digits_mlp():
-    return SimpleMLP(num_classes=2, input_size=64, hidden_size=32, hidden_layers=2)
+from tests.helpers import TinyBNNet, digits_mlp
 
 
 def make_strategy(net, *plugins, epochs=2, **options):
@@ -80,15 +60,6 @@ class Recorder(SupervisedPlugin):
             self.binarized[task] = [layer.scores[str(task)].detach() > THRESHOLD for layer in masked]
 
 
-def test_straight_through_estimator_passes_the_gradient_unchanged():
-    scores = torch.tensor([0.0, 0.004, 0.006, 1.0], requires_grad=True)
-    mask = BinarizeSTE.apply(scores, THRESHOLD)
-    assert mask.tolist() == [0.0, 0.0, 1.0, 1.0]
-    grad = torch.tensor([1.0, -2.0, 3.0, -4.0])
-    mask.backward(grad)
-    assert torch.equal(scores.grad, grad)
-
-
 def test_only_the_current_tasks_scores_and_head_get_gradients():
     net = piggyback(digits_mlp())
     net.begin_task(0, dense=True)
@@ -100,38 +71,6 @@ def test_only_the_current_tasks_scores_and_head_get_gradients():
             assert p.grad is not None and p.grad.abs().sum() > 0, name
         else:
             assert p.grad is None, name
-
-
-@pytest.mark.parametrize("build, classifier, shape", [
-    (digits_mlp, "classifier", (5, 1, 8, 8)),
-    (lambda: SimpleCNN(num_classes=3), "classifier", (5, 3, 16, 16)),  # a Sequential classifier
-    (TinyBNNet, "classifier", (5, 1, 8, 8)),
-    (lambda: resnet18(weights=None, num_classes=4), "fc", (2, 3, 32, 32)),
-])
-def test_conversion_keeps_the_outputs_with_all_masks_one(build, classifier, shape):
-    torch.manual_seed(0)
-    original = build()
-    for bn in (m for m in original.modules() if isinstance(m, nn.BatchNorm2d)):
-        bn.running_mean.uniform_(-1, 1)  # eval mode must use these, not batch statistics
-    original.eval()
-    x = torch.randn(shape)
-    expected = original(x)
-    net = piggyback(copy.deepcopy(original), classifier).eval()
-    assert torch.equal(net(x, 0), expected)  # converted, no task begun
-    net.begin_task(0)  # masked from task 0 on (pretrained backbone): every mask starts at 1
-    masks = [layer.mask(0) for layer in net.task_layers(MaskedWeight)]
-    assert masks and all(m.all() for m in masks)
-    assert torch.equal(net(x, 0), expected)
-    assert torch.equal(net(x, torch.zeros(len(x), dtype=torch.long)), expected)
-
-
-def test_conversion_keeps_training_mode_batchnorm_until_the_backbone_is_frozen():
-    torch.manual_seed(0)
-    original = TinyBNNet().train()
-    net = piggyback(copy.deepcopy(original)).train()
-    x = torch.randn(6, 1, 8, 8)
-    assert torch.equal(net(x, 0), original(x))
-    assert torch.equal(net.model.features[1].source.running_mean, original.features[1].running_mean)
 
 
 @pytest.fixture(scope="module")

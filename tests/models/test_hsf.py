@@ -1,0 +1,62 @@
+"""The HSF model: generated weights of the target's shapes, a torchsde latent SDE, an nflows flow,
+and clear errors before anything is learned or for a wrong input size."""
+
+import pytest
+import torch
+from nflows.flows import Flow
+
+from avalanche_hsf.errors import NotTrainedError
+from avalanche_hsf.models import hsf_model
+from avalanche_hsf.models.hsf import HSFTarget
+from tests.helpers import tiny_hsf_model as make_model
+
+
+def test_generated_parameters_match_the_target():
+    model = make_model()
+    model.add_task(0)
+    params = model.hnet.unflatten(model.generate(0))
+    assert {n: p.shape for n, p in params.items()} == {n: p.shape for n, p in model.target.named_parameters()}
+    assert model.compression_ratio == pytest.approx(
+        sum(p.numel() for p in model.hnet.parameters()) / sum(p.numel() for p in model.target.parameters()))
+
+
+def test_sde_goes_through_torchsde_and_is_stochastic():
+    torch.manual_seed(0)
+    target = HSFTarget(6, 2, hidden=16, latent_dim=4, max_diffusion=0.5, sde_samples=8)
+    z0 = torch.randn(5, 4)
+    target.train()
+    assert not torch.equal(target.evolve(z0), target.evolve(z0))  # Brownian noise
+    target.eval()
+    assert target.evolve(z0).shape == (8, 5, 4)  # K paths at evaluation
+    deterministic = HSFTarget(6, 2, hidden=16, latent_dim=4, use_sde=False)
+    assert torch.equal(deterministic.evolve(z0)[0], z0)
+
+
+def test_flow_log_prob_comes_from_nflows_and_prefers_its_own_samples():
+    torch.manual_seed(0)
+    target = HSFTarget(6, 2, hidden=16, latent_dim=4)
+    assert isinstance(target.flow, Flow)
+    with torch.no_grad():
+        samples = target.flow.sample(500)
+        assert target.log_prob(samples).mean() > target.log_prob(samples + 4.0).mean() + 1.0
+
+
+def test_class_il_evaluation_before_learning_is_a_clear_error():
+    model = make_model(infer_task=True)
+    model.eval()
+    with pytest.raises(NotTrainedError, match="at least one learned task"):
+        model(torch.randn(3, 1, 8, 8))
+
+
+def test_mismatched_input_shape_is_a_clear_error():
+    model = make_model()
+    with pytest.raises(ValueError, match="expects 64"):
+        model(torch.randn(3, 1, 28, 28), torch.zeros(3, dtype=torch.long))
+
+
+def test_hsf_model_routes_options_to_target_and_hypernetwork():
+    model = hsf_model((1, 8, 8), 3, hidden=16, latent_dim=4, hnet_hidden=8, infer_task=True)
+    assert (model.target.in_features, model.target.num_outputs, model.target.latent_dim) == (64, 3, 4)
+    assert model.infer_task and model.hnet.net[0].out_features == 8
+    with pytest.raises(TypeError, match="unknown option 'latent'"):
+        hsf_model((1, 8, 8), 3, latent=4)
