@@ -8,11 +8,6 @@ class UserError(Exception):
     """
 
 
-class NotTrainedError(RuntimeError):
-    """A model asked to predict before it has learned anything to predict with (for example,
-    task inference with no learned task)."""
-
-
 class DivergedError(FloatingPointError):
     """Training produced a NaN or inf (a loss, an importance, a target or a mask).
 

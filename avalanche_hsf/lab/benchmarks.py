@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from avalanche.benchmarks import nc_benchmark
-from avalanche.benchmarks.classic import PermutedMNIST, SplitCIFAR10, SplitCIFAR100, SplitFMNIST, SplitMNIST
 from avalanche.benchmarks.datasets.dataset_utils import default_dataset_location
 from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
 from avalanche.benchmarks.scenarios.task_aware import task_incremental_benchmark
@@ -32,7 +31,10 @@ from torchvision.transforms.functional import rotate
 from ..errors import UserError
 from .params import COUNT, NON_NEGATIVE, SEED, Range, Rule, check_params, registry_entry
 
-SPLIT_SEED = 0  # the train/test split of embedded data is fixed, whatever the run's seed
+SPLIT_SEED = 0  # the train/test and train/validation splits are fixed, whatever the run's seed
+# The validation stream: this fraction of each experience's training data, stratified by class,
+# set aside before the benchmark is generated and never trained on; hyperparameters are tuned on it.
+VALIDATION_FRACTION = 0.1
 
 
 # --- embedded data -------------------------------------------------------------------------
@@ -139,33 +141,66 @@ def _class_order(source, n_classes, n_experiences, class_order) -> list:
     return order
 
 
+def validation_indices(n_samples: int, labels=None) -> tuple[np.ndarray, np.ndarray]:
+    """(training, validation) indices: VALIDATION_FRACTION of the samples, of every class if `labels`
+    are given, the same whatever the run's seed."""
+    fit, valid = train_test_split(np.arange(n_samples), test_size=VALIDATION_FRACTION, stratify=labels,
+                                  random_state=SPLIT_SEED)
+    return np.sort(fit), np.sort(valid)
+
+
+def _with_validation_stream(generate, x_train, y_train, stratify: bool = True):
+    """The benchmark that `generate(x, y)` makes of the training part of (x_train, y_train), with the
+    train stream of the one it makes of the validation part as its `valid_stream`; the part is
+    stratified by the labels `y_train` unless `stratify` is False (regression).
+
+    Avalanche 0.6's `benchmark_with_validation_stream` returns experiences that its own strategies
+    cannot train on (their classes are a set, which MultiHeadClassifier cannot index with, and they
+    have no `benchmark`, which iCaRL reads), so the split is made in the data instead."""
+    try:
+        fit, valid = validation_indices(len(y_train), y_train if stratify else None)
+    except ValueError as err:  # a class with fewer than 2 training samples cannot be stratified
+        raise UserError(f"cannot set aside a validation split of every class: {err}") from err
+    benchmark = generate(x_train[fit], y_train[fit])
+    benchmark.valid_stream = generate(x_train[valid], y_train[valid]).train_stream
+    return benchmark
+
+
 def _split(source, tensors, setting, n_experiences, class_order):
     x_tr, y_tr, x_te, y_te = tensors
-    return nc_benchmark(
-        LabelledTensors(x_tr, y_tr), LabelledTensors(x_te, y_te), n_experiences,
-        task_labels=setting == "task-il", shuffle=False,
-        fixed_class_order=_class_order(source, int(y_tr.max()) + 1, n_experiences, class_order),
-        class_ids_from_zero_in_each_exp=setting != "class-il",
-    )
+    order = _class_order(source, int(y_tr.max()) + 1, n_experiences, class_order)
+
+    def generate(x, y):
+        return nc_benchmark(
+            LabelledTensors(x, y), LabelledTensors(x_te, y_te), n_experiences,
+            task_labels=setting == "task-il", shuffle=False, fixed_class_order=order,
+            class_ids_from_zero_in_each_exp=setting != "class-il",
+        )
+
+    return _with_validation_stream(generate, x_tr, y_tr)
 
 
-def _one_domain_per_experience(source, setting, transforms):
+def _one_domain_per_experience(tensors, setting, transforms):
     """One experience per input transform; the labels are the same in every experience."""
-    x_tr, y_tr, x_te, y_te = _embedded_arrays(source)
-    train = [LabelledTensors(t(x_tr), y_tr) for t in transforms]
+    x_tr, y_tr, x_te, y_te = tensors
     test = [LabelledTensors(t(x_te), y_te) for t in transforms]
-    return nc_benchmark(
-        train, test, len(transforms), task_labels=setting == "task-il", shuffle=False,
-        one_dataset_per_exp=True, class_ids_from_zero_in_each_exp=True,
-    )
+
+    def generate(x, y):
+        return nc_benchmark(
+            [LabelledTensors(t(x), y) for t in transforms], test, len(transforms),
+            task_labels=setting == "task-il", shuffle=False, one_dataset_per_exp=True,
+            class_ids_from_zero_in_each_exp=True,
+        )
+
+    return _with_validation_stream(generate, x_tr, y_tr)
 
 
-def _permutations(source, setting, n_experiences, permutation_seed):
-    n_pixels = _embedded_arrays(source)[0][0].numel()
+def _permutations(tensors, setting, n_experiences, permutation_seed):
+    n_pixels = tensors[0][0].numel()
     rng = np.random.RandomState(permutation_seed)
     perms = [torch.from_numpy(rng.permutation(n_pixels)) for _ in range(n_experiences)]
     return _one_domain_per_experience(
-        source, setting, [lambda x, p=p: x.flatten(1)[:, p].reshape(x.shape) for p in perms]
+        tensors, setting, [lambda x, p=p: x.flatten(1)[:, p].reshape(x.shape) for p in perms]
     )
 
 
@@ -178,17 +213,17 @@ def split_mnist5k(setting, n_experiences: int = 5, class_order: list = None):
 
 
 def permuted_digits(setting, n_experiences: int = 5, permutation_seed: int = 0):
-    return _permutations("digits", setting, n_experiences, permutation_seed)
+    return _permutations(_embedded_arrays("digits"), setting, n_experiences, permutation_seed)
 
 
 def permuted_mnist5k(setting, n_experiences: int = 5, permutation_seed: int = 0):
-    return _permutations("mnist5k", setting, n_experiences, permutation_seed)
+    return _permutations(_embedded_arrays("mnist5k"), setting, n_experiences, permutation_seed)
 
 
 def rotated_mnist5k(setting, n_experiences: int = 5, max_angle: float = 180.0):
     angles = np.linspace(0.0, max_angle, n_experiences, endpoint=False)
     return _one_domain_per_experience(
-        "mnist5k", setting, [lambda x, a=float(a): rotate(x, a) for a in angles]
+        _embedded_arrays("mnist5k"), setting, [lambda x, a=float(a): rotate(x, a) for a in angles]
     )
 
 
@@ -251,26 +286,30 @@ def _curve_features(x: torch.Tensor) -> list[torch.Tensor]:
 
 
 def seed_curves(setting, n_points: int = 300):
-    """5 autoencoding tasks on curves over x = linspace(-4, 4, n_points); even points train,
-    odd points test. Targets equal inputs; experience i has task label i."""
-    tasks = _curve_features(torch.linspace(-4.0, 4.0, n_points))
+    """5 autoencoding tasks on curves over x = linspace(-4, 4, n_points); even points train
+    (a fixed tenth of them validates), odd points test. Targets equal inputs; experience i has
+    task label i."""
+    x = torch.linspace(-4.0, 4.0, n_points)
 
-    def dataset(features):
-        return AvalancheDataset([TensorDataset(features, features)])
+    def generate(x_train, _):
+        def dataset(features):
+            return AvalancheDataset([TensorDataset(features, features)])
+        return task_incremental_benchmark(benchmark_from_datasets(
+            train=[dataset(f) for f in _curve_features(x_train)],
+            test=[dataset(f) for f in _curve_features(x[1::2])]))
 
-    return task_incremental_benchmark(benchmark_from_datasets(
-        train=[dataset(f[0::2]) for f in tasks], test=[dataset(f[1::2]) for f in tasks]))
+    return _with_validation_stream(generate, x[0::2], x[0::2], stratify=False)
 
 
-# --- full benchmarks through avalanche.benchmarks.classic ----------------------------------
+# --- full benchmarks, read from disk -------------------------------------------------------
 
-# benchmark -> (Avalanche generator, torchvision class holding its data, location name)
+# benchmark -> (torchvision class holding its data, Avalanche's name for its folder)
 _CLASSIC = {
-    "split_mnist": (SplitMNIST, tv_datasets.MNIST, "mnist"),
-    "permuted_mnist": (PermutedMNIST, tv_datasets.MNIST, "mnist"),
-    "split_fmnist": (SplitFMNIST, tv_datasets.FashionMNIST, "fashionmnist"),
-    "split_cifar10": (SplitCIFAR10, tv_datasets.CIFAR10, "cifar10"),
-    "split_cifar100": (SplitCIFAR100, tv_datasets.CIFAR100, "cifar100"),
+    "split_mnist": (tv_datasets.MNIST, "mnist"),
+    "permuted_mnist": (tv_datasets.MNIST, "mnist"),
+    "split_fmnist": (tv_datasets.FashionMNIST, "fashionmnist"),
+    "split_cifar10": (tv_datasets.CIFAR10, "cifar10"),
+    "split_cifar100": (tv_datasets.CIFAR100, "cifar100"),
 }
 _EMBEDDED_ALTERNATIVE = {
     "split_mnist": "split_mnist5k_til", "permuted_mnist": "permuted_mnist5k",
@@ -279,34 +318,52 @@ _EMBEDDED_ALTERNATIVE = {
 }
 
 
-def require_dataset_on_disk(name: str, dataset_root) -> Path:
-    """Load the torchvision dataset with download=False, turning 'not found' into a UserError."""
-    _, tv_class, location = _CLASSIC[name]
+def tensors_on_disk(name: str, dataset_root) -> tuple:
+    """(x_train, y_train, x_test, y_test) of a torchvision dataset already on disk (download=False),
+    images scaled to [0, 1] as (N, C, H, W); 'not found' becomes a UserError naming the folder."""
+    tv_class, location = _CLASSIC[name]
     root = Path(dataset_root) if dataset_root else Path(default_dataset_location(location))
     try:
-        tv_class(str(root), train=True, download=False)
-        tv_class(str(root), train=False, download=False)
+        train, test = (tv_class(str(root), train=split, download=False) for split in (True, False))
     except RuntimeError as err:
         raise UserError(
             f"{name}: dataset not found under {root} ({err}). Put the data there or pass "
             f"--dataset-root DIR; offline, use the embedded scenario "
             f"'{_EMBEDDED_ALTERNATIVE[name]}' instead"
         ) from err
-    return root
+
+    def images_and_labels(dataset):
+        images = torch.as_tensor(np.asarray(dataset.data))  # (N, H, W) greyscale or (N, H, W, C) colour
+        images = images.unsqueeze(1) if images.dim() == 3 else images.permute(0, 3, 1, 2)
+        return images.float() / 255.0, np.asarray(dataset.targets)
+
+    return checked_tensors(name, *images_and_labels(train), *images_and_labels(test))
 
 
-def _classic(name):
-    generator = _CLASSIC[name][0]
+# The full benchmarks are generated from the data on disk exactly as the embedded ones are, with
+# the same validation split; Avalanche's classic generators would hide the data that the split needs.
+def split_mnist(setting, dataset_root=None, n_experiences: int = 5, class_order: list = None):
+    return _split("split_mnist", tensors_on_disk("split_mnist", dataset_root), setting, n_experiences, class_order)
 
-    def build(setting, dataset_root=None, n_experiences: int = 5, seed: int = 0):
-        root = require_dataset_on_disk(name, dataset_root)
-        kwargs = dict(return_task_id=setting == "task-il", seed=seed, dataset_root=root)
-        if generator is not PermutedMNIST:
-            kwargs.update(fixed_class_order=None, class_ids_from_zero_in_each_exp=setting != "class-il")
-        return generator(n_experiences, **kwargs)
 
-    build.__name__ = name
-    return build
+def split_fmnist(setting, dataset_root=None, n_experiences: int = 5, class_order: list = None):
+    return _split("split_fmnist", tensors_on_disk("split_fmnist", dataset_root), setting, n_experiences,
+                  class_order)
+
+
+def split_cifar10(setting, dataset_root=None, n_experiences: int = 5, class_order: list = None):
+    return _split("split_cifar10", tensors_on_disk("split_cifar10", dataset_root), setting, n_experiences,
+                  class_order)
+
+
+def split_cifar100(setting, dataset_root=None, n_experiences: int = 10, class_order: list = None):
+    return _split("split_cifar100", tensors_on_disk("split_cifar100", dataset_root), setting, n_experiences,
+                  class_order)
+
+
+def permuted_mnist(setting, dataset_root=None, n_experiences: int = 10, permutation_seed: int = 0):
+    return _permutations(tensors_on_disk("permuted_mnist", dataset_root), setting, n_experiences,
+                         permutation_seed)
 
 
 # --- registry ------------------------------------------------------------------------------
@@ -342,11 +399,12 @@ BENCHMARKS = {
                                       {"n_experiences": COUNT, "max_angle": Range()}),  # any angle
     "arrays": BenchmarkEntry(arrays, _SPLIT, "your data: x_train, y_train, x_test, y_test in an .npz file (path = ...)",
                              True, {**_SPLIT_RULES, "path": None, "num_classes": NON_NEGATIVE}, check=_user_tensors),
-    **{name: BenchmarkEntry(_classic(name), _DOMAINS if name == "permuted_mnist" else _SPLIT,
-                            f"full {name.split('_', 1)[1].upper()} via avalanche.benchmarks.classic "
-                            "(needs the data on disk)",
-                            False, {"n_experiences": COUNT, "seed": SEED})
-       for name in _CLASSIC},
+    **{name: BenchmarkEntry(build, _DOMAINS if name == "permuted_mnist" else _SPLIT,
+                            f"full {name.split('_', 1)[1].upper()} from torchvision's files (needs the data on disk)",
+                            False, _PERMUTED_RULES if name == "permuted_mnist" else _SPLIT_RULES)
+       for name, build in (("split_mnist", split_mnist), ("permuted_mnist", permuted_mnist),
+                           ("split_fmnist", split_fmnist), ("split_cifar10", split_cifar10),
+                           ("split_cifar100", split_cifar100))},
 }
 
 

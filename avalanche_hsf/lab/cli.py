@@ -1,4 +1,4 @@
-"""`avalanche-hsf run SCENARIO ...` and `avalanche-hsf list`."""
+"""`avalanche-hsf run SCENARIO ...`, `avalanche-hsf tune SCENARIO ...` and `avalanche-hsf list`."""
 
 import argparse
 import os
@@ -14,6 +14,7 @@ from .results import format_table
 from .runner import run_scenario
 from .scenario import load_scenario, shipped_scenarios
 from .strategies import STRATEGIES
+from .tune import DEFAULT_TRIALS, TUNING_SEEDS, format_tuning, tune_scenario
 
 MAX_THREADS = 1024  # torch.set_num_threads takes a C int; more threads than this is a typo
 
@@ -35,6 +36,16 @@ def _threads(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
     if not 1 <= value <= MAX_THREADS:
         raise argparse.ArgumentTypeError(f"expected 1 to {MAX_THREADS} threads, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {text!r}")
     return value
 
 
@@ -68,6 +79,20 @@ def make_parser() -> argparse.ArgumentParser:
     run.add_argument("--deterministic", action="store_true", help="use only deterministic torch kernels")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--verbose", action="store_true", help="also print Avalanche's per-metric log")
+    tune = sub.add_parser("tune", help="choose each strategy's hyperparameters on the validation stream")
+    tune.add_argument("scenario", help="a scenario name (see `list`) or a path to a TOML file")
+    tune.add_argument("--strategies", type=_name_list, help="comma-separated subset, e.g. naive,ewc")
+    tune.add_argument("--trials", type=_count, default=DEFAULT_TRIALS,
+                      help=f"trials per strategy, the same for every strategy (default: {DEFAULT_TRIALS})")
+    tune.add_argument("--seeds", type=_int_list, default=list(TUNING_SEEDS),
+                      help=f"tuning seeds, not among the scenario's reporting seeds (default: "
+                           f"{','.join(map(str, TUNING_SEEDS))})")
+    tune.add_argument("--epochs", type=int, help="override the scenario's epochs per experience")
+    tune.add_argument("--out", default="runs", help="output folder (default: runs)")
+    tune.add_argument("--dataset-root", help="where full benchmarks' data lives")
+    tune.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    tune.add_argument("--threads", type=_threads, help="torch CPU threads")
+    tune.add_argument("--quiet", action="store_true", help="no progress bars")
     sub.add_parser("list", help="list scenarios and strategies")
     return parser
 
@@ -100,6 +125,19 @@ def _run(args) -> None:
     print(f"results, plots and TensorBoard logs: {os.path.join(args.out, scenario.name)}")
 
 
+def _tune(args) -> None:
+    scenario = load_scenario(args.scenario)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    records = tune_scenario(scenario, args.out, strategies=args.strategies, trials=args.trials, seeds=args.seeds,
+                            epochs=args.epochs, dataset_root=args.dataset_root, device=args.device,
+                            progress=not args.quiet)
+    print(format_tuning(records))
+    folder = os.path.join(args.out, scenario.name, "tuning")
+    print(f"trials: {folder}/<strategy>.json; tuned scenario: {os.path.join(folder, scenario.name + '.toml')} "
+          f"(report it with `avalanche-hsf run` on its own seeds)")
+
+
 def _one_line(err: object) -> str:
     return " ".join(str(err).split())
 
@@ -108,7 +146,7 @@ def main(argv=None) -> int:
     args = make_parser().parse_args(argv)
     warnings.filterwarnings("ignore")  # Avalanche's deprecation chatter drowns the table
     try:
-        _run(args) if args.command == "run" else _list()
+        {"run": _run, "tune": _tune, "list": lambda _: _list()}[args.command](args)
     except UserError as err:
         print(f"avalanche-hsf: error: {_one_line(err)}", file=sys.stderr)
         return 2

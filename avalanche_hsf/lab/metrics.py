@@ -35,8 +35,10 @@ def forgetting(R) -> list[float]:
     return [float(R[: T - 1, j].max() - R[-1, j]) for j in range(T - 1)]
 
 
-def summarize(R, initial) -> dict:
-    return {"acc": acc(R), "bwt": bwt(R), "fwt": fwt(R, initial), "forgetting": forgetting(R)}
+def summarize(R, initial, fwt_defined: bool = True) -> dict:
+    """ACC, BWT, forgetting and FWT; FWT is None where it is zero by construction (`fwt_defined`)."""
+    return {"acc": acc(R), "bwt": bwt(R), "fwt": fwt(R, initial) if fwt_defined else None,
+            "forgetting": forgetting(R)}
 
 
 def summarize_regression(R) -> dict:

@@ -43,7 +43,7 @@ def comparison_figure(strategies: dict, title: str):
     fig, axes = plt.subplots(1, 2, figsize=(max(6.0, 1.1 * len(names) + 3), 3.8))
     for ax, key, label in ((axes[0], "acc", "ACC (higher is better)"), (axes[1], "bwt", "BWT (closer to 0 is better)")):
         values = [strategies[n][key] for n in names]
-        errors = [strategies[n].get(f"{key}_std", 0.0) for n in names]
+        errors = [strategies[n].get(f"{key}_std") or 0.0 for n in names]  # None: a single seed
         ax.bar(x, values, yerr=errors, capsize=3, color="tab:blue" if key == "acc" else "tab:red")
         ax.set_xticks(x, names, rotation=35, ha="right")
         ax.set_title(label)

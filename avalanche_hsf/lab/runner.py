@@ -14,11 +14,12 @@ from pathlib import Path
 import torch
 from avalanche.evaluation.metrics import accuracy_metrics, loss_metrics
 from avalanche.logging import InteractiveLogger, TensorboardLogger
+from avalanche.models import MultiHeadClassifier
 from avalanche.training.determinism.rng_manager import RNGManager
 from avalanche.training.plugins import EvaluationPlugin
 from tqdm.auto import tqdm
 
-from ..errors import DivergedError, NotTrainedError, UserError
+from ..errors import DivergedError, UserError
 from ..plugins import FiniteLossGuard
 from . import metrics
 from .benchmarks import BENCHMARKS, build_benchmark
@@ -28,12 +29,13 @@ from .files import atomic_write_json, ensure_writable_dir
 from .models import build_model
 from .plots import comparison_figure, first_task_curve_figure, matrix_figure, save_figure
 from .resources import peak_rss_mb, reset_peak_rss
-from .results import aggregate_seeds
+from .results import aggregate_seeds, provenance
 from .scenario import Scenario
-from .state_size import state_bytes
-from .strategies import STRATEGIES, build_strategy, validate_strategy
+from .state_size import TrainedParameters, state_bytes
+from .strategies import STRATEGIES, TRAINING_KEYS, build_strategy, validate_strategy
 
-_EXP_METRIC = re.compile(r"^(Top1_Acc_Exp|Loss_Exp)/eval_phase/test_stream/Task\d+/Exp(\d+)$")
+_EXP_METRIC = re.compile(r"^(Top1_Acc_Exp|Loss_Exp)/eval_phase/(\w+)_stream/Task\d+/Exp(\d+)$")
+SPLITS = ("valid", "test")  # what a run is scored on: the validation stream (tuning) or the test stream
 
 
 def make_optimizer_factory(training):
@@ -47,13 +49,19 @@ def make_optimizer_factory(training):
 def stream_scores(strategy, stream, regression: bool = False) -> list[float]:
     """Accuracy (or, for regression, the MSE loss) on each experience of `stream`, read from
     Avalanche's own metrics."""
-    wanted = "Loss_Exp" if regression else "Top1_Acc_Exp"
+    wanted = ("Loss_Exp" if regression else "Top1_Acc_Exp", stream.name)
     found = {}
     for key, value in strategy.eval(stream).items():
         match = _EXP_METRIC.match(key)
-        if match and match.group(1) == wanted:
-            found[int(match.group(2))] = float(value)
+        if match and match.group(1, 2) == wanted:
+            found[int(match.group(3))] = float(value)
     return [found[i] for i in range(len(stream))]
+
+
+def fwt_by_construction(model, setting: str) -> bool:
+    """Whether FWT is zero by construction: Avalanche's per-task heads in task-IL are created when
+    their task is first trained, so before it every model scores what the untrained model scores."""
+    return setting == "task-il" and any(isinstance(m, MultiHeadClassifier) for m in model.modules())
 
 
 def head_size(benchmark) -> int:
@@ -67,18 +75,21 @@ def run_config(scenario: Scenario, strategy_name: str, hparams: dict, seed: int)
             "training": asdict(scenario.training), "strategy": strategy_name, "hparams": hparams, "seed": seed}
 
 
-def run_strategy_seed(scenario: Scenario, benchmark, strategy_name: str, seed: int, log_dir: Path,
+def run_strategy_seed(scenario: Scenario, benchmark, strategy_name: str, seed: int, log_dir: Path | None = None,
                       device: str = "cpu", verbose: bool = False, progress: bool = True,
-                      checkpoint_path: Path | None = None) -> dict:
+                      checkpoint_path: Path | None = None, split: str = "test") -> dict:
     """Train one strategy on one seed; returns its accuracy matrix and measurements.
 
-    With `checkpoint_path`, the run resumes from the last experience saved there and saves
+    The matrix is scored on the benchmark's `split` stream: "test" for reported results, "valid"
+    for tuning, when the test stream is never evaluated. With `log_dir`, TensorBoard logs go
+    there. With `checkpoint_path`, the run resumes from the last experience saved there and saves
     after every training experience."""
     RNGManager.set_random_seeds(seed)
     entry = STRATEGIES[strategy_name]
-    hparams = {**entry.defaults, **scenario.strategies.get(strategy_name, {})}
-    training = replace(scenario.training, **{k: hparams[k] for k in entry.training})
+    hparams = {**entry.defaults_for(scenario.training), **scenario.strategies.get(strategy_name, {})}
+    training = replace(scenario.training, **{k: hparams[k] for k in TRAINING_KEYS})
     regression = BENCHMARKS[scenario.benchmark].regression
+    scored_stream = benchmark.valid_stream if split == "valid" else benchmark.test_stream
     input_shape = tuple(benchmark.train_stream[0].dataset[0][0].shape)
     # Regression benchmarks here are autoencoding: the output has the input's size.
     num_outputs = math.prod(input_shape) if regression else head_size(benchmark)
@@ -88,13 +99,15 @@ def run_strategy_seed(scenario: Scenario, benchmark, strategy_name: str, seed: i
     else:
         model = build_model(scenario.model, input_shape, num_outputs,
                             multi_head=scenario.setting == "task-il" and entry.multi_head)
-    loggers = [TensorboardLogger(tb_log_dir=str(log_dir))] + ([InteractiveLogger()] if verbose else [])
+    loggers = [TensorboardLogger(tb_log_dir=str(log_dir))] if log_dir is not None else []
+    loggers += [InteractiveLogger()] if verbose else []
     scores = [] if regression else [accuracy_metrics(epoch=True, experience=True, stream=True)]
     evaluator = EvaluationPlugin(*scores, loss_metrics(epoch=True, experience=True, stream=True),
                                  loggers=loggers)
-    strategy, hparams = build_strategy(
-        strategy_name, scenario.strategies.get(strategy_name, {}), model=model,
-        make_optimizer=make_optimizer_factory(training), plugins=[FiniteLossGuard()],
+    trained = TrainedParameters()
+    strategy = build_strategy(
+        strategy_name, hparams, model=model, make_optimizer=make_optimizer_factory(training),
+        plugins=[FiniteLossGuard(), trained],
         criterion=torch.nn.MSELoss() if regression else torch.nn.CrossEntropyLoss(),
         train_mb_size=scenario.training.batch_size, train_epochs=scenario.training.epochs,
         eval_mb_size=scenario.training.eval_batch_size, device=device, evaluator=evaluator,
@@ -105,10 +118,7 @@ def run_strategy_seed(scenario: Scenario, benchmark, strategy_name: str, seed: i
     checkpoint = RunCheckpoint(checkpoint_path, config) if checkpoint_path else None
     run = checkpoint.restore(strategy, device) if checkpoint else RunProgress(config)
     if run.initial is None:
-        try:
-            run.initial = stream_scores(strategy, benchmark.test_stream, regression)
-        except NotTrainedError:  # e.g. HSF's task inference with no task learned: it predicts nothing
-            run.initial = [0.0] * len(benchmark.test_stream)
+        run.initial = stream_scores(strategy, scored_stream, regression)
     experiences = tqdm(benchmark.train_stream, desc=f"{strategy_name} seed {seed}", unit="exp",
                        leave=False, disable=not progress, initial=len(run.matrix))
     for index in range(len(run.matrix), len(benchmark.train_stream)):
@@ -120,7 +130,7 @@ def run_strategy_seed(scenario: Scenario, benchmark, strategy_name: str, seed: i
             raise DivergedError(f"{strategy_name} (seed {seed}), experience {index}, epoch {clock.train_exp_epochs}, "
                                 f"iteration {clock.train_epoch_iterations}: {err}") from err
         run.train_seconds += time.perf_counter() - start
-        run.matrix.append(stream_scores(strategy, benchmark.test_stream, regression))
+        run.matrix.append(stream_scores(strategy, scored_stream, regression))
         if checkpoint:
             checkpoint.save(strategy, run)
         experiences.update()
@@ -132,20 +142,21 @@ def run_strategy_seed(scenario: Scenario, benchmark, strategy_name: str, seed: i
     if regression:
         scored = {"mse_matrix": matrix, "initial_mse": initial, **metrics.summarize_regression(matrix)}
     else:
-        scored = {"acc_matrix": matrix, "initial_acc": initial, **metrics.summarize(matrix, initial)}
+        scored = {"acc_matrix": matrix, "initial_acc": initial,
+                  **metrics.summarize(matrix, initial, fwt_defined=not fwt_by_construction(model, scenario.setting))}
     result = {
-        "seed": seed, **scored,
+        "seed": seed, "split": split, **scored,
         "train_seconds": run.train_seconds, "peak_rss_mb": peak,
-        "extra_state_bytes_per_task": extra // len(matrix),
+        "trained_parameters": trained.count, "extra_state_bytes_per_task": extra // len(matrix),
         "hparams": hparams,
     }
-    if not regression:
-        result.update(final_test_pass(strategy.model, benchmark.test_stream, scenario.training.eval_batch_size,
-                                      device))
+    if not regression and split == "test":
+        result.update(final_test_pass(strategy.model, scored_stream, scenario.training.eval_batch_size, device))
     if hasattr(strategy.model, "compression_ratio"):  # HSF: hypernetwork / generated target parameters
         result["compression_ratio"] = strategy.model.compression_ratio
-    tb_logger = next(log for log in strategy.evaluator.loggers if isinstance(log, TensorboardLogger))
-    _log_summary(tb_logger, result, strategy_name, scenario, regression)
+    if log_dir is not None:
+        tb_logger = next(log for log in strategy.evaluator.loggers if isinstance(log, TensorboardLogger))
+        _log_summary(tb_logger, result, strategy_name, scenario, regression)
     return result
 
 
@@ -157,10 +168,12 @@ def _log_summary(tb_logger, result, strategy_name, scenario, regression):
         summary = {"hparam/avg_mse": result["avg_mse"], "hparam/avg_forgetting": result["avg_forgetting"]}
     else:
         writer.add_figure("accuracy_matrix", matrix_figure(result["acc_matrix"], title))
-        summary = {"hparam/acc": result["acc"], "hparam/bwt": result["bwt"], "hparam/fwt": result["fwt"]}
+        summary = {"hparam/acc": result["acc"], "hparam/bwt": result["bwt"]}
+        if result["fwt"] is not None:
+            summary["hparam/fwt"] = result["fwt"]
     hparams = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in result["hparams"].items()}
     hparams.update(strategy=strategy_name, seed=result["seed"], epochs=scenario.training.epochs,
-                   lr=scenario.training.lr, batch_size=scenario.training.batch_size)
+                   batch_size=scenario.training.batch_size)
     writer.add_hparams(hparams, summary, run_name=".")
     writer.close()
 
@@ -172,27 +185,34 @@ def use_deterministic_algorithms() -> None:
     torch.use_deterministic_algorithms(True)
 
 
-def run_scenario(scenario: Scenario, out_dir, strategies=None, seeds=None, epochs=None, dataset_root=None,
-                 device: str = "cpu", verbose: bool = False, progress: bool = True, checkpoint_dir=None,
-                 deterministic: bool = False) -> dict:
-    """Run `strategies` (default: all in the file) over `seeds`; write results.json and plots.
-
-    With `checkpoint_dir`, every (strategy, seed) run saves after each training experience and a
-    rerun resumes where the last one stopped."""
+def prepare(scenario: Scenario, strategies=None, epochs=None, device: str = "cpu",
+            deterministic: bool = False) -> tuple[Scenario, list[str]]:
+    """The scenario with `epochs` applied and the strategies to run, checked before anything runs."""
     if epochs is not None:
         if epochs < 1:
             raise UserError(f"--epochs must be >= 1, got {epochs}")
         scenario = replace(scenario, training=replace(scenario.training, epochs=epochs))
     strategies = list(strategies or scenario.strategies)
-    seeds = list(seeds if seeds is not None else scenario.seeds)
     for name in strategies:
         validate_strategy(name, scenario.setting, scenario.strategies.get(name, {}), f"strategy {name}",
                           scenario.training)
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA device is available on this machine")
-
     if deterministic:
         use_deterministic_algorithms()
+    return scenario, strategies
+
+
+def run_scenario(scenario: Scenario, out_dir, strategies=None, seeds=None, epochs=None, dataset_root=None,
+                 device: str = "cpu", verbose: bool = False, progress: bool = True, checkpoint_dir=None,
+                 deterministic: bool = False) -> dict:
+    """Run `strategies` (default: all in the file) over `seeds`, scored on the test stream; write
+    results.json and plots.
+
+    With `checkpoint_dir`, every (strategy, seed) run saves after each training experience and a
+    rerun resumes where the last one stopped."""
+    scenario, strategies = prepare(scenario, strategies, epochs, device, deterministic)
+    seeds = list(seeds if seeds is not None else scenario.seeds)
     out_dir = Path(out_dir) / scenario.name
     ensure_writable_dir(out_dir)
     if checkpoint_dir is not None:
@@ -202,7 +222,8 @@ def run_scenario(scenario: Scenario, out_dir, strategies=None, seeds=None, epoch
     regression = BENCHMARKS[scenario.benchmark].regression
     matrix_key = "mse_matrix" if regression else "acc_matrix"
     results = {"scenario": scenario.name, "setting": scenario.setting, "task": "regression" if regression
-               else "classification", "seeds": seeds, "strategies": {}}
+               else "classification", "split": "test", "seeds": seeds, "provenance": provenance(),
+               "strategies": {}}
     for name in strategies:
         runs = [run_strategy_seed(scenario, benchmark, name, seed, out_dir / name / f"seed{seed}",
                                   device=device, verbose=verbose, progress=progress,

@@ -1,11 +1,13 @@
-"""Count, rather than estimate, the bytes of state a strategy keeps: every distinct tensor
-storage reachable from the objects that hold it, and every sample of stored datasets."""
+"""Count, rather than estimate, what a strategy keeps and trains: the bytes of its state (every
+distinct tensor storage reachable from the objects that hold it, and every sample of stored
+datasets) and the parameters its optimizer trains."""
 
 from collections.abc import Mapping
 from types import FunctionType, MethodType, ModuleType
 
 import torch
 from avalanche.benchmarks.utils import AvalancheDataset
+from avalanche.core import SupervisedPlugin
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -59,3 +61,23 @@ def state_bytes(holders, exclude=()) -> int:
         return sum(visit(v, depth + 1) for v in vars(obj).values())
 
     return sum(visit(h) for h in holders)
+
+
+class TrainedParameters(SupervisedPlugin):
+    """Counts the parameters the optimizer trains over a run: every parameter that is in an
+    optimizer parameter group in some training epoch (so HSF's generated target, which only gives
+    shapes, does not count, and every task's Piggyback masks and heads do)."""
+
+    def __init__(self):
+        super().__init__()
+        self._seen = {}  # id -> number of elements
+
+    def before_training_epoch(self, strategy, **kwargs):
+        for group in strategy.optimizer.param_groups:
+            for param in group["params"]:
+                if param.requires_grad:
+                    self._seen[id(param)] = param.numel()
+
+    @property
+    def count(self) -> int:
+        return sum(self._seen.values())

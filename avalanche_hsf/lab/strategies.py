@@ -17,6 +17,7 @@ from avalanche.training import AGEM, EWC, GEM, MAS, Cumulative, ICaRL, LwF, Naiv
 from avalanche.training.plugins import EvaluationPlugin
 from avalanche.training.plugins.clock import Clock
 from avalanche.training.templates.base_sgd import PeriodicEval
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
 from torch import nn
 
 from ..errors import UserError
@@ -79,6 +80,19 @@ def _icarl(*, model, optimizer, criterion, memory_size: int, fixed_memory: bool,
                  memory_size=memory_size, fixed_memory=fixed_memory, buffer_transform=None, **kwargs)
 
 
+# Every strategy may set its own optimizer and learning rate in its table (default: the scenario's
+# [training]), and every strategy's search space includes both, so that none is given an optimizer
+# or a tuned learning rate that the others are denied.
+TRAINING_KEYS = ("optimizer", "lr")
+TRAINING_RULES = {key: spec_rules(TrainingSpec)[key] for key in TRAINING_KEYS}
+TRAINING_SPACE = {"optimizer": CategoricalDistribution(("sgd", "adam")),
+                  "lr": FloatDistribution(1e-4, 0.3, log=True)}
+
+
+def _log(low: float, high: float) -> FloatDistribution:
+    return FloatDistribution(low, high, log=True)
+
+
 def _signature_defaults(receiver: Callable) -> dict:
     return {name: p.default for name, p in inspect.signature(receiver).parameters.items()
             if p.default is not inspect.Parameter.empty}
@@ -99,7 +113,8 @@ class StrategyEntry:
     check: Callable | None = None  # (hparams, training spec) -> an error message, or None
     build_model: Callable | None = None  # (model spec, input shape, head size, setting, **model hparams)
     model_receivers: tuple = ()  # the callables whose keywords the model hyperparameters are
-    training: Mapping[str, Any] = field(default_factory=dict)  # overrides of the scenario's [training]
+    training: Mapping[str, Any] = field(default_factory=dict)  # defaults that replace the scenario's [training]
+    space: Mapping[str, BaseDistribution] = field(default_factory=dict)  # searched by `tune`, with TRAINING_SPACE
 
     @cached_property
     def model_params(self) -> tuple:
@@ -114,7 +129,7 @@ class StrategyEntry:
             found = {**_signature_defaults(receiver), **found}
         out = {}
         for name in self.rules:
-            for source in (self.variant, self.values, self.training, found):
+            for source in (self.variant, self.values, found):
                 if name in source:
                     out[name] = source[name]
                     break
@@ -127,8 +142,18 @@ class StrategyEntry:
         """The callables the hyperparameters are passed to, first match first."""
         return (self.plugin or self.template, *self.model_receivers)
 
-    def plugin_hparams(self, hparams: dict) -> dict:
-        return {k: v for k, v in hparams.items() if k not in self.model_params + tuple(self.training)}
+    def defaults_for(self, training) -> dict:
+        """The defaults, with the optimizer and learning rate of the scenario's `training` (a
+        TrainingSpec) unless the entry replaces them."""
+        return {**self.defaults, **{key: self.training.get(key, getattr(training, key)) for key in TRAINING_KEYS}}
+
+    @property
+    def search_space(self) -> dict:
+        return {**TRAINING_SPACE, **self.space}
+
+    def template_hparams(self, hparams: dict) -> dict:
+        """What the template or plugin takes: neither the model's nor the optimizer's settings."""
+        return {k: v for k, v in hparams.items() if k not in self.model_params + TRAINING_KEYS}
 
 
 # HSF's hyperparameters: the plugin's loss weights, then the target's and hypernetwork's sizes.
@@ -138,14 +163,15 @@ _HSF_RULES = {
     "embedding_dim": WIDTH, "chunk_size": WIDTH, "hnet_hidden": WIDTH, "use_sde": None, "use_flow": None,
     "inference": OneOf(INFERENCE_MODES), "sde_steps": COUNT, "max_diffusion": NON_NEGATIVE, "sde_samples": COUNT,
     "head_hidden": OPTIONAL_WIDTH, "decoder_hidden": OPTIONAL_WIDTH,
-    "optimizer": spec_rules(TrainingSpec)["optimizer"], "lr": spec_rules(TrainingSpec)["lr"],
 }
+_HSF_SPACE = {"beta": _log(1e-3, 10.0), "gamma": _log(1e-3, 10.0)}
 
 
 def _hsf(description: str, **variant) -> StrategyEntry:
     # Hypernetworks train with Adam, as in von Oswald et al.'s code; SGD with the scenarios'
     # learning rates leaves them near chance.
     return StrategyEntry(description, plugin=HSFPlugin, rules=_HSF_RULES, variant=variant,
+                         space={k: v for k, v in _HSF_SPACE.items() if k not in variant},
                          build_model=build_hsf, model_receivers=(HSFTarget, HSFModel),
                          training={"optimizer": "adam", "lr": 0.001}, check=_hsf_check)
 
@@ -156,15 +182,16 @@ STRATEGIES = {
                                 template=Cumulative, state=lambda s: [s.dataset]),
     "ewc": StrategyEntry("Elastic Weight Consolidation (Kirkpatrick et al. 2017)", template=EWC,
                          rules={"ewc_lambda": NON_NEGATIVE, "mode": OneOf(("separate",))},  # online needs a decay
-                         values={"ewc_lambda": 100.0}),
+                         values={"ewc_lambda": 100.0}, space={"ewc_lambda": _log(1.0, 1e6)}),
     "si": StrategyEntry("Synaptic Intelligence (Zenke et al. 2017)", template=SynapticIntelligence,
-                        rules={"si_lambda": NON_NEGATIVE}, values={"si_lambda": 1.0}),
+                        rules={"si_lambda": NON_NEGATIVE}, values={"si_lambda": 1.0},
+                        space={"si_lambda": _log(0.1, 1e5)}),
     "lwf": StrategyEntry("Learning without Forgetting (Li & Hoiem 2017)", template=LwF,
                          rules={"alpha": NON_NEGATIVE, "temperature": POSITIVE},  # the temperature divides logits
-                         values={"alpha": 1.0, "temperature": 2.0}),
+                         values={"alpha": 1.0, "temperature": 2.0}, space={"alpha": _log(0.01, 100.0)}),
     "gem": StrategyEntry("Gradient Episodic Memory (Lopez-Paz & Ranzato 2017)", template=GEM,
                          rules={"patterns_per_exp": COUNT, "memory_strength": NON_NEGATIVE},
-                         values={"patterns_per_exp": 50}),
+                         values={"patterns_per_exp": 50}, space={"memory_strength": FloatDistribution(0.0, 1.0)}),
     "agem": StrategyEntry("Averaged GEM (Chaudhry et al. 2019)", template=AGEM,
                           rules={"patterns_per_exp": COUNT, "sample_size": COUNT}, values={"patterns_per_exp": 50}),
     "icarl": StrategyEntry("iCaRL: exemplars + nearest-mean classifier (Rebuffi et al. 2017)", template=_icarl,
@@ -175,13 +202,16 @@ STRATEGIES = {
                              # PackNet prunes at epoch (epochs - post_prune_epochs): 0 would never prune
                              rules={"post_prune_epochs": COUNT,
                                     "prune_proportion": Range(0, 1, low_open=True, high_open=True)},
-                             values={"post_prune_epochs": 1}, settings=("task-il",), wrap_model=PackNetModel,
+                             values={"post_prune_epochs": 1}, space={"prune_proportion": FloatDistribution(0.1, 0.9)},
+                             settings=("task-il",), wrap_model=PackNetModel,
                              multi_head=False, state=_packnet_state, check=_packnet_check),
     "mas": StrategyEntry("Memory Aware Synapses, per-sample importance as in the paper (Aljundi et al. 2018)",
                          plugin=MASPlugin, rules={"lambda_reg": NON_NEGATIVE, "per_sample": None,
-                                                  "accumulate": OneOf(ACCUMULATE_MODES)}),
+                                                  "accumulate": OneOf(ACCUMULATE_MODES)},
+                         space={"lambda_reg": _log(1e-3, 100.0)}),
     "mas_avalanche": StrategyEntry("Avalanche's built-in MAS (batch-mean norm in train mode, EMA across tasks)",
-                                   template=MAS, rules={"lambda_reg": NON_NEGATIVE, "alpha": FRACTION}),  # alpha: EMA
+                                   template=MAS, rules={"lambda_reg": NON_NEGATIVE, "alpha": FRACTION},  # alpha: EMA
+                                   space={"lambda_reg": _log(1e-3, 100.0)}),
     "piggyback": StrategyEntry("Piggyback: a learned binary mask per task over a frozen backbone (Mallya et al. 2018)",
                                plugin=PiggybackPlugin,
                                # Piggyback's scores start above a positive threshold
@@ -203,29 +233,31 @@ STRATEGIES = {
 }
 
 
-def validate_strategy(name: str, setting: str, hparams, where: str, training=None) -> dict:
+def validate_strategy(name: str, setting: str, hparams, where: str, training) -> dict:
+    """`hparams` from a scenario's [strategies.NAME] table, checked against the entry's rules and
+    the training keys' (the scenario's `training` gives their defaults)."""
     entry = registry_entry(STRATEGIES, "strategy", name, setting, where)
-    hparams = check_params(hparams, entry.defaults, entry.rules, where)
-    problem = entry.check and training and entry.check({**entry.defaults, **hparams}, training)
+    defaults = entry.defaults_for(training)
+    hparams = check_params(hparams, defaults, {**entry.rules, **TRAINING_RULES}, where)
+    problem = entry.check and entry.check({**defaults, **hparams}, training)
     if problem:
         raise UserError(f"{where}: {problem}")
     return hparams
 
 
 def build_strategy(name: str, hparams: dict, *, model, make_optimizer, criterion, plugins=(), **template_kwargs):
-    """Build the named strategy around `model`; returns (strategy, full hyperparameters)."""
+    """Build the named strategy around `model` from its full hyperparameters (`defaults_for` updated
+    with the scenario's table); the optimizer comes from `make_optimizer(model)`."""
     entry = STRATEGIES[name]
-    hparams = {**entry.defaults, **hparams}
     if entry.wrap_model is not None:
         model = entry.wrap_model(model)
     plugins = list(plugins)
-    template_hparams = hparams
+    template_hparams = entry.template_hparams(hparams)
     if entry.plugin is not None:
         try:
-            plugins.insert(0, entry.plugin(**entry.plugin_hparams(hparams)))
+            plugins.insert(0, entry.plugin(**template_hparams))
         except (AssertionError, ValueError) as err:
             raise UserError(f"strategy '{name}': {err}") from err
         template_hparams = {}
-    strategy = entry.template(model=model, optimizer=make_optimizer(model), criterion=criterion,
-                              plugins=plugins, **template_hparams, **template_kwargs)
-    return strategy, hparams
+    return entry.template(model=model, optimizer=make_optimizer(model), criterion=criterion,
+                          plugins=plugins, **template_hparams, **template_kwargs)

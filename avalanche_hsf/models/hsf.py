@@ -24,7 +24,7 @@ from nflows.utils import create_alternating_binary_mask
 from torch import nn
 from torch.func import functional_call as _functional_call
 
-from ..errors import DivergedError, NotTrainedError
+from ..errors import DivergedError
 
 INFERENCE_MODES = ("flow", "entropy")  # how HSFModel infers the task without task labels
 
@@ -417,8 +417,11 @@ class HSFModel(MultiTaskModule):
 
     def infer(self, x: torch.Tensor) -> torch.Tensor:
         if not self.class_sets:
-            raise NotTrainedError("HSF task inference needs at least one learned task; train before evaluating "
-                               "without task labels")
+            # Nothing learned yet: the untrained network of the first task predicts over every class,
+            # so that the untrained model's accuracy is measured like any other model's.
+            self.add_task(0)
+            self.inferred_tasks = torch.zeros(len(x), dtype=torch.long, device=x.device)
+            return self.run_target(0, x)
         chosen = self.task_scores(x).argmax(dim=1)
         self.inferred_tasks = torch.tensor(self.learned_tasks, device=x.device)[chosen]
         out = torch.full((x.shape[0], self.target.num_outputs), -1e4, device=x.device)

@@ -109,3 +109,12 @@ def test_a_file_that_is_not_an_npz_archive(capsys, tmp_path):
     (tmp_path / "data.npz").write_bytes(b"PK\x03\x04 not really a zip")
     code, err = run_cli(capsys, "run", str(path), "--out", str(tmp_path / "out"), *FAST)
     assert_clean_error(code, err, "data.npz: cannot read as an .npz archive")
+
+
+def test_arrays_with_a_single_training_sample_of_a_class_cannot_be_stratified(capsys, tmp_path):
+    data = good_arrays()
+    keep = np.r_[np.flatnonzero(data["y_train"] != 3), np.flatnonzero(data["y_train"] == 3)[:1]]
+    data = {**data, "x_train": data["x_train"][keep], "y_train": data["y_train"][keep]}
+    path = arrays_scenario(tmp_path, data)
+    code, err = run_cli(capsys, "run", str(path), "--out", str(tmp_path / "out"), *FAST)
+    assert_clean_error(code, err, "cannot set aside a validation split of every class")

@@ -61,8 +61,19 @@ def test_icarl_memory_must_hold_a_sample(capsys, write_scenario, tmp_path):
 
 def test_validate_strategy_applies_the_same_bounds():
     with pytest.raises(UserError, match=r"here\.si_lambda: must be >= 0, got -1.0"):
-        validate_strategy("si", "task-il", {"si_lambda": -1.0}, "here")
-    assert validate_strategy("lwf", "task-il", {"alpha": 3.0}, "here") == {"alpha": 3.0}  # only MAS's EMA alpha is <= 1
+        validate_strategy("si", "task-il", {"si_lambda": -1.0}, "here", TrainingSpec())
+    # only MAS's EMA alpha is <= 1
+    assert validate_strategy("lwf", "task-il", {"alpha": 3.0}, "here", TrainingSpec()) == {"alpha": 3.0}
+
+
+def test_every_strategy_takes_its_own_optimizer_and_learning_rate():
+    for name, entry in STRATEGIES.items():
+        setting = entry.settings[0]
+        training = TrainingSpec(epochs=5)  # PackNet needs more epochs than its post-pruning phase
+        assert validate_strategy(name, setting, {"optimizer": "adam", "lr": 0.002}, "here", training) == {
+            "optimizer": "adam", "lr": 0.002}
+        with pytest.raises(UserError, match=r"here\.lr: must be > 0"):
+            validate_strategy(name, setting, {"lr": 0.0}, "here", training)
 
 
 @pytest.mark.parametrize("where, key, value, fragment", [

@@ -5,7 +5,6 @@ import pytest
 import torch
 from nflows.flows import Flow
 
-from avalanche_hsf.errors import NotTrainedError
 from avalanche_hsf.models import hsf_model
 from avalanche_hsf.models.hsf import HSFTarget
 from tests.helpers import tiny_hsf_model as make_model
@@ -41,11 +40,13 @@ def test_flow_log_prob_comes_from_nflows_and_prefers_its_own_samples():
         assert target.log_prob(samples).mean() > target.log_prob(samples + 4.0).mean() + 1.0
 
 
-def test_class_il_evaluation_before_learning_is_a_clear_error():
-    model = make_model(infer_task=True)
+def test_class_il_evaluation_before_learning_uses_the_untrained_network_over_every_class():
+    torch.manual_seed(0)
+    model = make_model(num_outputs=10, infer_task=True)
     model.eval()
-    with pytest.raises(NotTrainedError, match="at least one learned task"):
-        model(torch.randn(3, 1, 8, 8))
+    logits = model(torch.randn(3, 1, 8, 8))
+    assert logits.shape == (3, 10) and (logits > -1e3).all()  # no class masked out
+    assert model.inferred_tasks.tolist() == [0, 0, 0] and model.learned_tasks == []
 
 
 def test_mismatched_input_shape_is_a_clear_error():

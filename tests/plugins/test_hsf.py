@@ -151,7 +151,7 @@ def digits_cil_two_tasks():
     for decoder_hidden in (0, 32):
         torch.manual_seed(0)
         models[decoder_hidden] = model = make_model(num_outputs=10, infer_task=True, decoder_hidden=decoder_hidden)
-        strategy = make_strategy(model, epochs=8, lr=3e-3)
+        strategy = make_strategy(model, epochs=12, lr=3e-3)
         for experience in benchmark.train_stream[:2]:
             strategy.train(experience)
         model.eval()

@@ -17,7 +17,7 @@ from avalanche_hsf.errors import DivergedError
 from avalanche_hsf.lab.benchmarks import build_benchmark
 from avalanche_hsf.lab.runner import run_scenario
 from avalanche_hsf.lab.scenario import load_scenario
-from avalanche_hsf.lab.strategies import build_strategy
+from avalanche_hsf.lab.strategies import STRATEGIES, build_strategy
 from avalanche_hsf.plugins import MASPlugin
 from avalanche_hsf.plugins import mas as mas_module
 from avalanche_hsf.plugins.mas import mas_importance
@@ -339,8 +339,8 @@ def test_split_digits_til_mas_forgets_less_than_naive(tmp_path):
     scenario = replace(scenario, strategies={**scenario.strategies, "mas": {"lambda_reg": 1.0}})
     results = run_scenario(scenario, tmp_path, strategies=["naive", "mas"], seeds=[0], epochs=2, progress=False)
     naive, mas = (results["strategies"][name] for name in ("naive", "mas"))
-    # Naive ends task 0 at 0.90 here and 1.0 is the ceiling, so 10 points cannot be asked for.
-    assert mas["acc_matrix"][-1][0] >= naive["acc_matrix"][-1][0] + 0.05
+    # Naive still ends task 0 near 0.97 here and 1.0 is the ceiling, so a few points is all there is.
+    assert mas["acc_matrix"][-1][0] >= naive["acc_matrix"][-1][0] + 0.03
     assert mas["bwt"] >= naive["bwt"] + 0.03
     assert mas["extra_state_bytes_per_task"] > 0
 
@@ -348,11 +348,12 @@ def test_split_digits_til_mas_forgets_less_than_naive(tmp_path):
 def test_registry_builds_both_mas_entries():
     model = SimpleMLP(num_classes=2, input_size=64, hidden_size=8)
     make = lambda m: torch.optim.SGD(m.parameters(), lr=0.1)  # noqa: E731
-    ours, hparams = build_strategy("mas", {}, model=model, make_optimizer=make, criterion=nn.CrossEntropyLoss())
-    assert isinstance(ours.plugins[0], MASPlugin) and hparams["accumulate"] == "sum"
-    theirs, hparams = build_strategy("mas_avalanche", {}, model=model, make_optimizer=make,
-                                     criterion=nn.CrossEntropyLoss())
-    assert isinstance(theirs, MAS) and hparams == {"lambda_reg": 1.0, "alpha": 0.5}
+    ours = build_strategy("mas", STRATEGIES["mas"].defaults, model=model, make_optimizer=make,
+                          criterion=nn.CrossEntropyLoss())
+    assert isinstance(ours.plugins[0], MASPlugin) and ours.plugins[0].accumulate == "sum"
+    theirs = build_strategy("mas_avalanche", STRATEGIES["mas_avalanche"].defaults, model=model, make_optimizer=make,
+                            criterion=nn.CrossEntropyLoss())
+    assert isinstance(theirs, MAS) and STRATEGIES["mas_avalanche"].defaults == {"lambda_reg": 1.0, "alpha": 0.5}
 
 
 # --- bad input ----------------------------------------------------------------------------

@@ -201,7 +201,8 @@ def test_mask_options_are_checked():
         validate_strategy("piggyback", "task-il", {"mask_init": 0.001}, "strategies.piggyback",
                           load_scenario("split_digits_til").training)
     with pytest.raises(UserError, match="does not fit setting"):
-        validate_strategy("piggyback", "class-il", {}, "strategies.piggyback")
+        validate_strategy("piggyback", "class-il", {}, "strategies.piggyback",
+                          load_scenario("split_digits_til").training)
 
 
 def test_runner_gives_exactly_zero_backward_transfer(tmp_path):

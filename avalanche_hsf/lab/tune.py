@@ -1,0 +1,166 @@
+"""`avalanche-hsf tune`: every strategy's hyperparameters chosen on the validation stream, with the
+same budget for each.
+
+Each strategy's search space is its registry entry's `space` plus the optimizer and learning rate
+(`TRAINING_SPACE`, the same for every strategy). Optuna's TPE sampler proposes the trials through
+its ask-and-tell interface, and every strategy gets the same number of trials. A trial trains the
+strategy on each tuning seed and scores it on the validation stream: the mean ACC (the mean MSE
+for regression, minimised). The test stream is never evaluated. A trial that diverges is recorded
+as failed, not dropped. The studies live in an SQLite file, so a search that is interrupted
+resumes where it stopped: finished trials are kept and an unfinished one is run again.
+
+Writes `DIR/<scenario>/tuning/<strategy>.json` (every trial and the best) and
+`DIR/<scenario>/tuning/<scenario>.toml`, the scenario with the best values, which `avalanche-hsf run`
+takes as it is and reports on its own seeds.
+"""
+
+import json
+import math
+import tomllib
+from dataclasses import replace
+from pathlib import Path
+
+import optuna
+import tomli_w
+from optuna.trial import TrialState
+from tqdm.auto import tqdm
+
+from ..errors import DivergedError, UserError
+from .benchmarks import BENCHMARKS, build_benchmark
+from .files import atomic_write_bytes, atomic_write_json, ensure_writable_dir
+from .runner import prepare, run_strategy_seed
+from .scenario import Scenario
+from .strategies import STRATEGIES, validate_strategy
+
+TUNING_SEEDS = (1000, 1001)  # never among a scenario's reporting seeds (checked)
+DEFAULT_TRIALS = 20
+SAMPLER_SEED = 0  # TPE's own randomness: the same proposals for the same results
+
+
+def _record(trial) -> dict:
+    return {"number": trial.number, "params": trial.params, "scores": trial.user_attrs.get("scores", []),
+            "score": trial.value if trial.state == TrialState.COMPLETE else None,
+            "status": "complete" if trial.state == TrialState.COMPLETE else "failed",
+            **({"error": trial.user_attrs["error"]} if "error" in trial.user_attrs else {})}
+
+
+def best_of(records: list[dict], minimise: bool) -> dict | None:
+    """The complete trial with the best score (the first of equals)."""
+    complete = [r for r in records if r["status"] == "complete"]
+    if not complete:
+        return None
+    best = (min if minimise else max)(complete, key=lambda r: r["score"])
+    return {"params": best["params"], "score": best["score"], "number": best["number"]}
+
+
+def _run_trial(scenario: Scenario, benchmark, name: str, params: dict, seeds, device: str) -> list[float]:
+    """Validation scores of `params` on each seed; DivergedError if any run diverges."""
+    hparams = validate_strategy(name, scenario.setting, {**scenario.strategies.get(name, {}), **params},
+                                f"tune {name}", scenario.training)
+    trial_scenario = replace(scenario, strategies={**scenario.strategies, name: hparams})
+    key = "avg_mse" if BENCHMARKS[scenario.benchmark].regression else "acc"
+    return [run_strategy_seed(trial_scenario, benchmark, name, seed, device=device, progress=False,
+                              split="valid")[key] for seed in seeds]
+
+
+def tune_strategy(scenario: Scenario, benchmark, name: str, trials: int, seeds, storage: str,
+                  device: str = "cpu", progress: bool = True) -> dict:
+    """Run the trials `name` still lacks; return its tuning record."""
+    minimise = BENCHMARKS[scenario.benchmark].regression
+    storage = optuna.storages.RDBStorage(storage)
+    existing = next((s for s in optuna.get_all_study_summaries(storage) if s.study_name == name), None)
+    study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True,
+                                direction="minimize" if minimise else "maximize",
+                                # Seeded by the trials so far, so a resumed search does not propose its
+                                # first random trials again.
+                                sampler=optuna.samplers.TPESampler(seed=SAMPLER_SEED + (existing.n_trials
+                                                                                        if existing else 0)))
+    # A trial left running by a process that stopped is closed as failed without an error: it is
+    # not counted, and its place in the budget is run again.
+    for stale in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        study.tell(stale.number, state=TrialState.FAIL)
+
+    def counted():
+        return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
+                if t.state == TrialState.COMPLETE or "error" in t.user_attrs]
+
+    bar = tqdm(total=trials, initial=min(len(counted()), trials), desc=f"tune {name}", unit="trial",
+               leave=False, disable=not progress)
+    while len(counted()) < trials:
+        trial = study.ask(STRATEGIES[name].search_space)
+        try:
+            scores = _run_trial(scenario, benchmark, name, trial.params, seeds, device)
+        except DivergedError as err:
+            trial.set_user_attr("error", " ".join(str(err).split()))
+            study.tell(trial, state=TrialState.FAIL)
+        else:
+            trial.set_user_attr("scores", scores)
+            score = sum(scores) / len(scores)
+            if math.isfinite(score):
+                study.tell(trial, score)
+            else:
+                trial.set_user_attr("error", f"non-finite validation score {score}")
+                study.tell(trial, state=TrialState.FAIL)
+        bar.update()
+    bar.close()
+    records = [_record(t) for t in counted()][:trials]
+    return {"scenario": scenario.name, "strategy": name, "split": "valid", "seeds": list(seeds),
+            "score": "avg_mse" if minimise else "acc", "direction": "minimize" if minimise else "maximize",
+            "epochs": scenario.training.epochs, "space": {k: repr(v) for k, v in STRATEGIES[name].search_space.items()},
+            "trials": records, "best": best_of(records, minimise)}
+
+
+def tuned_scenario_text(scenario: Scenario, best: dict[str, dict]) -> str:
+    """The scenario file with each tuned strategy's best values (`best`: strategy -> values), the
+    epochs it was tuned with, and its data path made absolute, so that `avalanche-hsf run` takes it
+    from any folder."""
+    document = tomllib.loads(Path(scenario.path).read_text())
+    document["training"] = {**document.get("training", {}), "epochs": scenario.training.epochs}
+    document["benchmark"] = {"name": scenario.benchmark, **scenario.benchmark_params}
+    for name, params in best.items():
+        document["strategies"][name] = {**document["strategies"].get(name, {}), **params}
+    return tomli_w.dumps(document)
+
+
+def tune_scenario(scenario: Scenario, out_dir, strategies=None, trials: int = DEFAULT_TRIALS,
+                  seeds=TUNING_SEEDS, epochs=None, dataset_root=None, device: str = "cpu",
+                  progress: bool = True) -> dict[str, dict]:
+    """Tune `strategies` (default: all in the file); returns each one's tuning record."""
+    if trials < 1:
+        raise UserError(f"--trials must be >= 1, got {trials}")
+    shared = sorted(set(seeds) & set(scenario.seeds))
+    if shared:
+        raise UserError(f"tuning seeds {shared} are among the scenario's reporting seeds {list(scenario.seeds)}; "
+                        "tune on other seeds (--seeds)")
+    scenario, strategies = prepare(scenario, strategies, epochs, device)
+    folder = Path(out_dir) / scenario.name / "tuning"
+    ensure_writable_dir(folder)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    benchmark = build_benchmark(scenario.benchmark, scenario.setting, scenario.benchmark_params, dataset_root)
+    storage = f"sqlite:///{folder / 'optuna.db'}"
+    records = {}
+    for name in strategies:
+        records[name] = tune_strategy(scenario, benchmark, name, trials, seeds, storage, device, progress)
+        atomic_write_json(folder / f"{name}.json", records[name])
+    # From every strategy's record in the folder, so that searches run side by side (one strategy
+    # each) all end up in the tuned file.
+    best = {}
+    for name in scenario.strategies:
+        path = folder / f"{name}.json"
+        record = json.loads(path.read_text()) if path.is_file() else None
+        if record and record["best"] is not None and record["epochs"] == scenario.training.epochs:
+            best[name] = record["best"]["params"]
+    atomic_write_bytes(folder / f"{scenario.name}.toml", tuned_scenario_text(scenario, best).encode())
+    return records
+
+
+def format_tuning(records: dict[str, dict]) -> str:
+    score = next(iter(records.values()))["score"]
+    lines = [f"{'strategy':<16}{'best':>9}{'failed':>8}  best values (by validation {score})"]
+    for name, record in records.items():
+        failed = sum(r["status"] == "failed" for r in record["trials"])
+        best = record["best"]
+        values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in
+                           (best["params"] if best else {}).items())
+        lines.append(f"{name:<16}{best['score'] if best else float('nan'):>9.4f}{failed:>8}  {values or '-'}")
+    return "\n".join(lines)
