@@ -75,7 +75,7 @@ def hsf_step(in_features, hidden, learned_tasks, sections):
     hparams = entry.defaults
     model = entry.build_model(ModelSpec(hidden_size=hidden), (in_features,), 2, "task-il",
                               **{k: hparams[k] for k in entry.model_params})
-    plugin = entry.plugin(**entry.plugin_hparams(hparams))
+    plugin = entry.plugin(**entry.template_hparams(hparams))
     for task in range(learned_tasks):
         model.add_task(task)
         model.class_sets[task] = [0, 1]
@@ -83,7 +83,7 @@ def hsf_step(in_features, hidden, learned_tasks, sections):
     experience = SimpleNamespace(task_labels=[learned_tasks], current_experience=learned_tasks)
     strategy = SimpleNamespace(model=model, experience=experience, make_optimizer=lambda **_: None, loss=None)
     plugin.before_training_exp(strategy)
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=hparams["lr"])
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=entry.training["lr"])
     sections.wrap_target(model.target)
     for attribute in ("forward", "unflatten"):
         sections.wrap(model.hnet, attribute, "weight generation")
@@ -103,7 +103,7 @@ def hsf_step(in_features, hidden, learned_tasks, sections):
 
 def direct_step(model, loss_fn, in_features, sections=None):
     """A plain step of `model`'s own parameters (the `naive` baseline)."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=STRATEGIES["hsf"].defaults["lr"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=STRATEGIES["hsf"].training["lr"])
     x, y = torch.randn(BATCH, in_features), torch.randint(0, 2, (BATCH,))
     sections = sections or Sections()
 

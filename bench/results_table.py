@@ -1,49 +1,51 @@
-"""Print a Markdown table (ACC ± std, BWT ± std, extra state per task, train time; and ECE,
-task-inference accuracy and compression ratio where a results.json has them) from results.json files.
+"""Print the README's Markdown table from results.json files: ACC as mean ± sample std with its
+95% t-interval and n, BWT, FWT (n/a where zero by construction), ECE and task inference where
+present, trained parameters, stored bytes per task and training time.
 
-    python bench/results_table.py /tmp/mas_accuracy/final/*/results.json
+    python bench/results_table.py bench/results/split_digits_til/results.json
 """
 
 import json
 import sys
 
+from avalanche_hsf.lab.results import human_bytes
 
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
+
+def points(value) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}"
+
+
+def classification(data: dict) -> None:
+    print("| strategy | ACC (mean ± std) | 95% CI | n | BWT | FWT | ECE | task inf. | trained params | "
+          "state / task | time (s) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, r in data["strategies"].items():
+        low, high = r["acc_ci95"] or (None, None)
+        interval = "-" if low is None else f"{100 * low:.1f}–{100 * high:.1f}"
+        std = "-" if r["acc_std"] is None else f"{100 * r['acc_std']:.1f}"
+        task = points(r["task_inference_acc"]) if "task_inference_acc" in r else "-"
+        print(f"| {name} | {100 * r['acc']:.1f} ± {std} | {interval} | {r['n_seeds']} | {points(r['bwt'])} | "
+              f"{points(r['fwt'])} | {r.get('ece', float('nan')):.3f} | {task} | {r['trained_parameters']:,} | "
+              f"{human_bytes(r['extra_state_bytes_per_task'])} | {r['train_seconds']:.1f} |")
+
+
+def regression(data: dict) -> None:
+    print("| strategy | avg MSE (mean ± std) | 95% CI | n | avg forgetting | task-0 forgetting | trained params | "
+          "time (s) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, r in data["strategies"].items():
+        low, high = r["avg_mse_ci95"] or (None, None)
+        interval = "-" if low is None else f"{low:.2e}–{high:.2e}"
+        std = "-" if r["avg_mse_std"] is None else f"{r['avg_mse_std']:.2e}"
+        print(f"| {name} | {r['avg_mse']:.2e} ± {std} | {interval} | {r['n_seeds']} | {r['avg_forgetting']:.2e} | "
+              f"{r['forgetting'][0]:.2e} | {r['trained_parameters']:,} | {r['train_seconds']:.1f} |")
 
 
 def main():
     for path in sys.argv[1:]:
         data = json.load(open(path))
-        print(f"\n**{data['scenario']}** ({data['setting']}, seeds {data['seeds']})\n")
-        runs = data["strategies"]
-        # Columns that only some strategies report (HSF's), shown when any does.
-        optional = [(key, title) for key, title in (("ece", "ECE"), ("task_inference_acc", "task inference"),
-                                                    ("compression_ratio", "compression"))
-                    if any(key in s for s in runs.values())]
-        print("| strategy | hparams | ACC | BWT | state / task | train s/seed |"
-              + "".join(f" {title} |" for _, title in optional))
-        print("|---|---|---|---|---|---|" + "---|" * len(optional))
-        for name, s in runs.items():
-            hp = ", ".join(f"{k}={v}" for k, v in s["hparams"].items()
-                           if k in ("lambda_reg", "ewc_lambda", "si_lambda", "mask_init", "alpha",
-                                    "per_sample", "accumulate", "beta", "inference", "hnet_hidden",
-                                    "latent_dim", "lr"))
-            print(f"| {name} | {hp} | {100 * s['acc']:.1f} ± {100 * s['acc_std']:.1f} "
-                  f"| {100 * s['bwt']:.1f} ± {100 * s['bwt_std']:.1f} "
-                  f"| {human_bytes(s['extra_state_bytes_per_task'])} ({s['extra_state_bytes_per_task']:.0f} B) "
-                  f"| {s['train_seconds']:.1f} |" + "".join(f" {_optional(key, s)} |" for key, _ in optional))
-
-
-def _optional(key: str, s: dict) -> str:
-    if key not in s:
-        return "-"
-    if key == "task_inference_acc":
-        return f"{100 * s[key]:.1f}"
-    return f"{s[key]:.3f}" if key == "ece" else f"{s[key]:.2f}"
+        print(f"\n{data['scenario']} ({data['setting']}, {data['split']} stream, seeds {data['seeds']})\n")
+        (regression if data["task"] == "regression" else classification)(data)
 
 
 if __name__ == "__main__":
