@@ -4,8 +4,7 @@
 Every fix names the versions it was written for and checks, on the installed code, that the fault
 is really there before it changes anything; it then says once, through `logging` (logger
 `avalanche_hsf.compat`, level INFO), what it changed. `AVALANCHE_HSF_NO_FIXES=all` turns them all
-off; a comma-separated list of names (`si-weight-copy,optim-submodules,sentinel-pickle`) turns off
-those.
+off; a comma-separated list of names (`si-weight-copy,agem-pickle`) turns off those.
 
 si-weight-copy: `SynapticIntelligencePlugin.extract_weights` stores
 `param.detach().cpu().flatten()`. On a CPU model that is a view of the live parameter, not a
@@ -27,13 +26,27 @@ typing_extensions.sentinel". Two faults meet:
 Re-attaching the loaded submodules to their package fixes (1): dill pickles optimizers by
 reference again, so a loaded optimizer is a real `torch.optim.SGD`. Naming the sentinel after
 the variable that holds it fixes (2) for anything else that is still pickled by value.
+
+agem-pickle: after its first experience `AGEMPlugin` keeps `buffer_dliter`, a generator over its
+replay buffer (`iter(GroupBalancedInfiniteDataLoader)`), so `save_checkpoint` fails with "cannot
+pickle 'generator' object" (Avalanche issue #1517). The plugin is given `__getstate__` and
+`__setstate__` that leave the generator out and build it again from `buffer_dataloader` on load.
+Nothing is lost: the generator is rebuilt, not yet started, at the end of every experience.
+
+packnet-hooks: a PackNet layer keeps its frozen weights frozen with a gradient hook on the wrapped
+weight (`weight.register_hook(self._remove_gradient_hook)`), and torch never pickles tensor hooks.
+A PackNet model loaded from a checkpoint therefore trains the weights of its finished tasks, and
+a resumed run departs from an uninterrupted one. The layers are given a `__setstate__` that
+registers the hook again.
 """
 
+import inspect
 import logging
 import os
 import pickle
 import sys
 import types
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -42,6 +55,9 @@ from typing import Any
 import torch
 import torch.optim
 import typing_extensions
+from avalanche.benchmarks.utils import AvalancheDataset
+from avalanche.models.packnet import PackNetModel, WeightAndBiasPackNetModule
+from avalanche.training.plugins.agem import AGEMPlugin
 from avalanche.training.plugins.synaptic_intelligence import SynapticIntelligencePlugin
 from packaging.specifiers import SpecifierSet
 
@@ -117,6 +133,69 @@ def _name_sentinel() -> None:
     typing_extensions._marker._name = "_marker"  # what `__reduce__` returns; setting `__name__` warns
 
 
+# --- agem-pickle ------------------------------------------------------------------------------
+
+def _agem_with_memory() -> AGEMPlugin:
+    """An AGEMPlugin as it is after an experience: a memory, and the iterator over it."""
+    plugin = AGEMPlugin(patterns_per_experience=2, sample_size=2)
+    data = torch.utils.data.TensorDataset(torch.zeros(2, 1), torch.zeros(2, dtype=torch.long))
+    plugin.update_memory(AvalancheDataset([data]))  # no more patterns than it keeps: no shuffle, no RNG used
+    return plugin
+
+
+def _agem_unpicklable() -> bool:
+    try:
+        pickle.dumps(_agem_with_memory())
+    except TypeError as err:
+        return "generator" in str(err)
+    return False
+
+
+def _agem_getstate(self: AGEMPlugin) -> dict:
+    # Checkpoints are taken between experiences, after `after_training_exp`, whose `update_memory`
+    # has just replaced the iterator by a new, not yet started generator: it stands for nothing but
+    # `iter(buffer_dataloader)` (its body, which builds the loader and its samplers, runs only on
+    # the first `next`, in the next experience), so it is rebuilt on load. A started one is
+    # mid-experience: its position cannot be saved, so it is refused rather than silently reset.
+    state = dict(self.__dict__)
+    iterator = state.pop("buffer_dliter", None)
+    if inspect.isgenerator(iterator) and inspect.getgeneratorstate(iterator) != inspect.GEN_CREATED:
+        raise TypeError("AGEMPlugin's replay iterator is in use; it can only be saved between experiences")
+    return state
+
+
+def _agem_setstate(self: AGEMPlugin, state: dict) -> None:
+    self.__dict__.update(state)
+    self.buffer_dliter = iter([]) if self.buffer_dataloader is None else iter(self.buffer_dataloader)
+
+
+def _make_agem_picklable() -> None:
+    AGEMPlugin.__getstate__ = _agem_getstate
+    AGEMPlugin.__setstate__ = _agem_setstate
+
+
+# --- packnet-hooks ----------------------------------------------------------------------------
+
+def _packnet_loses_its_gradient_mask() -> bool:
+    """Whether a pickled PackNet layer, all of whose weights are frozen, still gets gradients."""
+    with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):  # leaves the RNG as it was
+        warnings.simplefilter("ignore")  # torch warns that the hook is not serialized
+        layer = pickle.loads(pickle.dumps(PackNetModel.wrap(torch.nn.Linear(2, 1))))
+    layer.unfrozen_mask.zero_()
+    layer(torch.ones(1, 2)).sum().backward()
+    return bool(layer.wrappee.weight.grad.abs().sum() > 0)
+
+
+def _register_packnet_hooks_on_load() -> None:
+    load = WeightAndBiasPackNetModule.__setstate__
+
+    def setstate(self: WeightAndBiasPackNetModule, state: dict) -> None:
+        load(self, state)
+        self.wrappee.weight.register_hook(self._remove_gradient_hook)  # as `__init__` does
+
+    WeightAndBiasPackNetModule.__setstate__ = setstate
+
+
 FIXES = (
     Fix("si-weight-copy", "SynapticIntelligencePlugin.extract_weights stores copies, not views, of the weights",
         {"avalanche-lib": "==0.6.*"}, _si_stores_views, _copy_si_weights),
@@ -124,6 +203,10 @@ FIXES = (
         {"avalanche-lib": "==0.6.*"}, lambda: bool(_detached_submodules(torch.optim)), _reattach_optim_submodules),
     Fix("sentinel-pickle", "typing_extensions._marker named after its variable, so that it pickles",
         {"avalanche-lib": "==0.6.*"}, _sentinel_unpicklable, _name_sentinel),
+    Fix("agem-pickle", "AGEMPlugin pickles without its replay-buffer generator and rebuilds it on load",
+        {"avalanche-lib": "==0.6.*"}, _agem_unpicklable, _make_agem_picklable),
+    Fix("packnet-hooks", "PackNet's layers register their gradient mask again when loaded from a checkpoint",
+        {"avalanche-lib": "==0.6.*"}, _packnet_loses_its_gradient_mask, _register_packnet_hooks_on_load),
 )
 
 applied: list[str] = []  # names of the fixes applied in this process

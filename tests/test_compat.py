@@ -3,12 +3,18 @@ logging, can be turned off, and changes what Avalanche's own strategies learn.""
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 
+import dill
+import pytest
 import torch
+from avalanche.benchmarks.utils import AvalancheDataset
 from avalanche.training import SynapticIntelligence
+from avalanche.training.plugins.agem import AGEMPlugin
 from avalanche.training.plugins.synaptic_intelligence import SynapticIntelligencePlugin
+from torch.utils.data import TensorDataset
 
 from avalanche_hsf import compat
 from avalanche_hsf.lab.benchmarks import build_benchmark
@@ -37,7 +43,7 @@ def probe(disabled: str | None) -> tuple[dict, list[str]]:
 def test_every_fix_meets_its_fault_here_and_is_logged_once():
     report, logs = probe(None)
     names = [fix.name for fix in compat.FIXES]
-    assert report["applied"] == names  # all three faults are present on the pinned stack...
+    assert report["applied"] == names  # all five faults are present on the pinned stack...
     assert not any(report["fault_present"].values())  # ...and gone once fixed
     assert [line.split()[4] for line in logs] == [f"{name}:" for name in names]  # one line each
 
@@ -47,8 +53,11 @@ def test_the_variable_turns_fixes_off_and_the_faults_stay():
     assert report["applied"] == [] and logs == []
     assert all(report["fault_present"].values())  # what the fixes exist for
     report, _ = probe("si-weight-copy")
-    assert report["applied"] == ["optim-submodules", "sentinel-pickle"]
+    assert report["applied"] == ["optim-submodules", "sentinel-pickle", "agem-pickle", "packnet-hooks"]
     assert report["fault_present"]["si-weight-copy"]
+    report, _ = probe("agem-pickle")
+    assert report["applied"] == ["si-weight-copy", "optim-submodules", "sentinel-pickle", "packnet-hooks"]
+    assert report["fault_present"]["agem-pickle"]
 
 
 def test_a_fix_for_other_versions_does_not_apply():
@@ -72,3 +81,17 @@ def test_si_accumulates_nonzero_importance_on_cpu():
     importance = plugin.ewc_data[1]["model.features.0.weight"].data
     assert importance.abs().sum() > 0  # zero without the fix: old and new weights were one tensor
     assert torch.isfinite(importance).all()
+
+
+def test_agem_pickles_between_experiences_and_samples_as_it_would_have():
+    plugin = AGEMPlugin(patterns_per_experience=4, sample_size=2)
+    plugin.update_memory(AvalancheDataset([TensorDataset(torch.arange(4.0).unsqueeze(1), torch.arange(4))]))
+    loaded = dill.loads(dill.dumps(plugin))  # as save_checkpoint pickles it
+    assert len(loaded.buffers) == 1
+    torch.manual_seed(0)
+    expected = [next(plugin.buffer_dliter) for _ in range(3)]
+    torch.manual_seed(0)
+    got = [next(loaded.buffer_dliter) for _ in range(3)]
+    assert all(torch.equal(a, b) for x, y in zip(expected, got) for a, b in zip(x, y))
+    with pytest.raises(TypeError, match="between experiences"):  # mid-experience its position would be lost
+        pickle.dumps(plugin)

@@ -4,7 +4,9 @@ The strategy is saved with Avalanche's own `save_checkpoint` (which also stores 
 and python RNG states through `RNGManager`) and restored with `maybe_load_checkpoint`; `compat.py`
 makes both work on the pinned stack. The run's own progress (the evaluations done so far and the
 settings the run was started with) travels inside the same file, as an attribute of the
-strategy, so the two can never disagree. Every write goes through `atomic_write_bytes`.
+strategy, so the two can never disagree. Every write goes through `atomic_write_bytes`. A strategy
+that cannot be pickled stops with a one-line `UserError` naming it: before training if it cannot
+be pickled as built, otherwise (state that only training creates) at its first save.
 """
 
 import contextlib
@@ -21,6 +23,7 @@ from ..errors import UserError
 from .files import atomic_write_bytes
 
 PROGRESS_ATTRIBUTE = "avalanche_hsf_progress"
+_PICKLING_ERRORS = (TypeError, AttributeError, pickle.PicklingError)  # what pickle and dill raise
 
 
 @dataclass
@@ -53,7 +56,10 @@ class RunCheckpoint:
         self.config = json.loads(json.dumps(config, sort_keys=True, default=str))
 
     def restore(self, strategy, device="cpu") -> RunProgress:
-        """Load the saved state into `strategy`, or start afresh if there is no checkpoint yet."""
+        """Load the saved state into `strategy`, or start afresh if there is no checkpoint yet.
+        First, `strategy` (freshly built, not yet trained) is saved to memory, so that one that
+        cannot be checkpointed stops here."""
+        self._serialize(strategy)
         if not self.path.exists():
             return RunProgress(self.config)
         try:
@@ -76,6 +82,13 @@ class RunCheckpoint:
 
     def save(self, strategy, progress: RunProgress) -> None:
         setattr(strategy, PROGRESS_ATTRIBUTE, progress)
+        atomic_write_bytes(self.path, self._serialize(strategy))
+
+    def _serialize(self, strategy) -> bytes:
         buffer = io.BytesIO()
-        save_checkpoint(strategy, buffer)
-        atomic_write_bytes(self.path, buffer.getvalue())
+        try:
+            save_checkpoint(strategy, buffer)
+        except _PICKLING_ERRORS as err:  # state that appears only in training is caught at the first save
+            raise UserError(f"strategy '{self.config['strategy']}' cannot be checkpointed ({type(err).__name__}: "
+                            f"{err}); run it without --checkpoint-dir") from err
+        return buffer.getvalue()

@@ -90,7 +90,7 @@ def provenance() -> dict:
             "cpu": _cpu(), "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
-def _human_bytes(n: int) -> str:
+def human_bytes(n: int) -> str:
     for unit in ("B", "KiB", "MiB"):
         if n < 1024 or unit == "MiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -118,7 +118,7 @@ def format_table(results: dict) -> str:
             f"{name:<16}{_mean_std(r['acc'], r['acc_std'], 100, 1):>14}{r['n_seeds']:>3}{_points(r['bwt']):>7}"
             f"{_points(r['fwt']):>7}{r.get('ece', float('nan')):>7.3f}{task_inference:>9}"
             f"{r['train_seconds']:>9.1f}{r['peak_rss_mb']:>8.0f}MB{r['trained_parameters']:>10}"
-            f"{_human_bytes(r['extra_state_bytes_per_task']):>12}"
+            f"{human_bytes(r['extra_state_bytes_per_task']):>12}"
         )
     lines.append("ACC is mean ± sample std over n seeds (95% t-interval in results.json); ACC/BWT/FWT and "
                  "task-inference accuracy in points, FWT n/a where it is zero by construction (untrained "
@@ -137,7 +137,7 @@ def _format_regression_table(results: dict) -> str:
         lines.append(
             f"{name:<16}{_mean_std(r['avg_mse'], r['avg_mse_std'], 1, 4):>20}{r['n_seeds']:>3}"
             f"{r['avg_forgetting']:>12.4f}{task0:>15.4f}{r['train_seconds']:>10.1f}{r['peak_rss_mb']:>8.0f}MB"
-            f"{r['trained_parameters']:>10}{_human_bytes(r['extra_state_bytes_per_task']):>12}"
+            f"{r['trained_parameters']:>10}{human_bytes(r['extra_state_bytes_per_task']):>12}"
         )
     lines.append("MSE on each task's points (lower is better), mean ± sample std over n seeds; forgetting is "
                  "the increase in MSE.")

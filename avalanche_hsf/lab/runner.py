@@ -117,6 +117,7 @@ def run_strategy_seed(scenario: Scenario, benchmark, strategy_name: str, seed: i
     config = run_config(scenario, strategy_name, hparams, seed)
     checkpoint = RunCheckpoint(checkpoint_path, config) if checkpoint_path else None
     run = checkpoint.restore(strategy, device) if checkpoint else RunProgress(config)
+    trained = next(p for p in strategy.plugins if isinstance(p, TrainedParameters))  # restored with the strategy
     if run.initial is None:
         run.initial = stream_scores(strategy, scored_stream, regression)
     experiences = tqdm(benchmark.train_stream, desc=f"{strategy_name} seed {seed}", unit="exp",

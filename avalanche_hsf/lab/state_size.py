@@ -64,19 +64,21 @@ def state_bytes(holders, exclude=()) -> int:
 
 
 class TrainedParameters(SupervisedPlugin):
-    """Counts the parameters the optimizer trains over a run: every parameter that is in an
-    optimizer parameter group in some training epoch (so HSF's generated target, which only gives
-    shapes, does not count, and every task's Piggyback masks and heads do)."""
+    """Counts the parameters the optimizer trains over a run: every parameter of the model that is
+    in an optimizer parameter group in some training epoch (so HSF's generated target, which only
+    gives shapes, does not count, and every task's Piggyback masks and heads do). Parameters are
+    known by name, which a checkpoint keeps."""
 
     def __init__(self):
         super().__init__()
-        self._seen = {}  # id -> number of elements
+        self._seen = {}  # parameter name -> number of elements
 
     def before_training_epoch(self, strategy, **kwargs):
+        names = {id(param): name for name, param in strategy.model.named_parameters()}
         for group in strategy.optimizer.param_groups:
             for param in group["params"]:
-                if param.requires_grad:
-                    self._seen[id(param)] = param.numel()
+                if param.requires_grad and id(param) in names:
+                    self._seen[names[id(param)]] = param.numel()
 
     @property
     def count(self) -> int:

@@ -164,7 +164,10 @@ _HSF_RULES = {
     "inference": OneOf(INFERENCE_MODES), "sde_steps": COUNT, "max_diffusion": NON_NEGATIVE, "sde_samples": COUNT,
     "head_hidden": OPTIONAL_WIDTH, "decoder_hidden": OPTIONAL_WIDTH,
 }
-_HSF_SPACE = {"beta": _log(1e-3, 10.0), "gamma": _log(1e-3, 10.0)}
+# The loss weights, and the sizes that matter most (a decoder is what lets the flow infer the task).
+_HSF_SPACE = {"beta": _log(1e-3, 10.0), "gamma": _log(1e-3, 10.0), "reconstruction": _log(0.1, 100.0),
+              "hnet_hidden": CategoricalDistribution((64, 256)), "latent_dim": CategoricalDistribution((8, 32)),
+              "decoder_hidden": CategoricalDistribution((0, 100))}
 
 
 def _hsf(description: str, **variant) -> StrategyEntry:
