@@ -1,6 +1,7 @@
 """A tiny real run of split_digits_til through the CLI, checked against the results.json contract."""
 
 import json
+from dataclasses import replace
 
 import pytest
 from tbparse import SummaryReader
@@ -74,8 +75,9 @@ def test_plots_are_written(tiny_run):
 
 
 def test_naive_forgets_while_cumulative_does_not(tmp_path):
-    """Learning-level check on the demo scenario's own settings (10 epochs, lr 0.05)."""
-    scenario = load_scenario("split_digits_til")
+    """Learning-level check on the demo scenario's data and [training] table (10 epochs, SGD lr 0.05),
+    pinned here rather than following the strategies' tuned values."""
+    scenario = replace(load_scenario("split_digits_til"), strategies={"naive": {}, "cumulative": {}})
     results = run_scenario(scenario, tmp_path, strategies=["naive", "cumulative"], seeds=[0], progress=False)
     naive, cumulative = results["strategies"]["naive"], results["strategies"]["cumulative"]
     assert naive["bwt"] < -0.03
