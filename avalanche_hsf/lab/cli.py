@@ -9,7 +9,7 @@ import torch
 
 from ..errors import DivergedError, UserError
 from .benchmarks import BENCHMARKS
-from .params import SEED
+from .params import COUNT, SEED, Range
 from .results import format_table
 from .runner import run_scenario
 from .scenario import load_scenario, shipped_scenarios
@@ -29,24 +29,22 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
-def _threads(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if not 1 <= value <= MAX_THREADS:
-        raise argparse.ArgumentTypeError(f"expected 1 to {MAX_THREADS} threads, got {text!r}")
-    return value
+def _integer(rule: Range, unit: str = ""):
+    """An argparse type: an integer within `rule`."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        problem = rule.problem(value)
+        if problem:
+            raise argparse.ArgumentTypeError(f"expected {problem}{unit}, got {text!r}")
+        return value
+    return parse
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1, got {text!r}")
-    return value
+_threads = _integer(Range(1, MAX_THREADS), " threads")
+_count = _integer(COUNT)
 
 
 def _name_list(text: str) -> list[str]:
