@@ -13,10 +13,10 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)
 
-# One torch thread: the demo's models are tiny, and with two threads a busy 2-core machine
-# spends more time synchronising them than computing.
+# One run per core at once, each with one torch thread: the demo's models are tiny, and more
+# threads per run spend more time synchronising than computing.
 demo: $(STAMP)
-	$(BIN)/avalanche-hsf run scenarios/split_digits_til.toml --threads 1
+	$(BIN)/avalanche-hsf run scenarios/split_digits_til.toml --workers $$(nproc) --threads 1
 
 # Lint and import order first (ruff), then the tests.
 test: $(STAMP)

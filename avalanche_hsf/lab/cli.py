@@ -1,9 +1,10 @@
-"""`avalanche-hsf run SCENARIO ...`, `avalanche-hsf tune SCENARIO ...` and `avalanche-hsf list`."""
+"""`avalanche-hsf run | tune | report | list`."""
 
 import argparse
 import os
 import sys
 import warnings
+from pathlib import Path
 
 import torch
 
@@ -11,9 +12,9 @@ from ..errors import DivergedError, UserError
 from .benchmarks import BENCHMARKS
 from .params import COUNT, SEED, Range
 from .results import format_table
-from .runner import run_scenario
 from .scenario import load_scenario, shipped_scenarios
 from .strategies import STRATEGIES
+from .sweep import merge, run_scenario
 from .tune import DEFAULT_TRIALS, TUNING_SEEDS, format_tuning, tune_scenario
 
 MAX_THREADS = 1024  # torch.set_num_threads takes a C int; more threads than this is a typo
@@ -70,13 +71,18 @@ def make_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="runs", help="output folder (default: runs)")
     run.add_argument("--dataset-root", help="where full benchmarks' data lives")
     run.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    run.add_argument("--threads", type=_threads, help="torch CPU threads (for tiny models on a busy machine, 1 "
-                     "is fastest)")
+    run.add_argument("--workers", type=_count, default=1,
+                     help="runs at once, each in its own process (default 1: one after another, in this process)")
+    run.add_argument("--threads", type=_threads, default=1,
+                     help="torch CPU threads per run (default 1: for tiny models the fastest)")
     run.add_argument("--checkpoint-dir", help="save after every training experience; rerun the same command "
                      "to resume an interrupted run")
     run.add_argument("--deterministic", action="store_true", help="use only deterministic torch kernels")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
-    run.add_argument("--verbose", action="store_true", help="also print Avalanche's per-metric log")
+    run.add_argument("--verbose", action="store_true", help="also write Avalanche's per-metric log to each run's "
+                     "log.txt")
+    report = sub.add_parser("report", help="rebuild results.json, the plots and the table from a folder's run records")
+    report.add_argument("folder", help="a scenario's output folder, e.g. runs/split_digits_til")
     tune = sub.add_parser("tune", help="choose each strategy's hyperparameters on the validation stream")
     tune.add_argument("scenario", help="a scenario name (see `list`) or a path to a TOML file")
     tune.add_argument("--strategies", type=_name_list, help="comma-separated subset, e.g. naive,ewc")
@@ -113,14 +119,17 @@ def _list() -> None:
 
 def _run(args) -> None:
     scenario = load_scenario(args.scenario)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     results = run_scenario(scenario, args.out, strategies=args.strategies, seeds=args.seeds, epochs=args.epochs,
                            dataset_root=args.dataset_root, device=args.device, verbose=args.verbose,
                            progress=not args.quiet, checkpoint_dir=args.checkpoint_dir,
-                           deterministic=args.deterministic)
+                           deterministic=args.deterministic, workers=args.workers, threads=args.threads)
     print(format_table(results))
     print(f"results, plots and TensorBoard logs: {os.path.join(args.out, scenario.name)}")
+
+
+def _report(args) -> None:
+    print(format_table(merge(Path(args.folder))))
 
 
 def _tune(args) -> None:
@@ -144,7 +153,7 @@ def main(argv=None) -> int:
     args = make_parser().parse_args(argv)
     warnings.filterwarnings("ignore")  # Avalanche's deprecation chatter drowns the table
     try:
-        {"run": _run, "tune": _tune, "list": lambda _: _list()}[args.command](args)
+        {"run": _run, "tune": _tune, "report": _report, "list": lambda _: _list()}[args.command](args)
     except UserError as err:
         print(f"avalanche-hsf: error: {_one_line(err)}", file=sys.stderr)
         return 2

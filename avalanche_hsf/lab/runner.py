@@ -1,4 +1,4 @@
-"""Runs a scenario: every strategy on every seed, with the same evaluation protocol.
+"""One run of one strategy on one seed, with the evaluation protocol every run shares.
 
 The test stream is evaluated once before training and after every training experience,
 which gives the accuracy matrix R and the untrained accuracies that FWT needs.
@@ -22,14 +22,12 @@ from tqdm.auto import tqdm
 from ..errors import DivergedError, UserError
 from ..plugins import FiniteLossGuard
 from . import metrics
-from .benchmarks import BENCHMARKS, build_benchmark
+from .benchmarks import BENCHMARKS
 from .calibration import final_test_pass
 from .checkpoint import RunCheckpoint, RunProgress
-from .files import atomic_write_json, ensure_writable_dir
 from .models import build_model
-from .plots import comparison_figure, first_task_curve_figure, matrix_figure, save_figure
+from .plots import matrix_figure
 from .resources import peak_rss_mb, reset_peak_rss
-from .results import aggregate_seeds, provenance
 from .scenario import Scenario
 from .state_size import TrainedParameters, state_bytes
 from .strategies import STRATEGIES, TRAINING_KEYS, build_strategy, validate_strategy
@@ -202,41 +200,3 @@ def prepare(scenario: Scenario, strategies=None, epochs=None, device: str = "cpu
     if deterministic:
         use_deterministic_algorithms()
     return scenario, strategies
-
-
-def run_scenario(scenario: Scenario, out_dir, strategies=None, seeds=None, epochs=None, dataset_root=None,
-                 device: str = "cpu", verbose: bool = False, progress: bool = True, checkpoint_dir=None,
-                 deterministic: bool = False) -> dict:
-    """Run `strategies` (default: all in the file) over `seeds`, scored on the test stream; write
-    results.json and plots.
-
-    With `checkpoint_dir`, every (strategy, seed) run saves after each training experience and a
-    rerun resumes where the last one stopped."""
-    scenario, strategies = prepare(scenario, strategies, epochs, device, deterministic)
-    seeds = list(seeds if seeds is not None else scenario.seeds)
-    out_dir = Path(out_dir) / scenario.name
-    ensure_writable_dir(out_dir)
-    if checkpoint_dir is not None:
-        checkpoint_dir = Path(checkpoint_dir) / scenario.name
-        ensure_writable_dir(checkpoint_dir)
-    benchmark = build_benchmark(scenario.benchmark, scenario.setting, scenario.benchmark_params, dataset_root)
-    regression = BENCHMARKS[scenario.benchmark].regression
-    matrix_key = "mse_matrix" if regression else "acc_matrix"
-    results = {"scenario": scenario.name, "setting": scenario.setting, "task": "regression" if regression
-               else "classification", "split": "test", "seeds": seeds, "provenance": provenance(),
-               "strategies": {}}
-    for name in strategies:
-        runs = [run_strategy_seed(scenario, benchmark, name, seed, out_dir / name / f"seed{seed}",
-                                  device=device, verbose=verbose, progress=progress,
-                                  checkpoint_path=checkpoint_dir and checkpoint_dir / name / f"seed{seed}.ckpt")
-                for seed in seeds]
-        results["strategies"][name] = aggregate_seeds(runs)
-        save_figure(matrix_figure(results["strategies"][name][matrix_key], f"{scenario.name}: {name}", regression),
-                    out_dir / f"{matrix_key}_{name}.png")
-        # Rewritten atomically after every strategy, so an interruption keeps what was finished.
-        atomic_write_json(out_dir / "results.json", results)
-    if regression:
-        save_figure(first_task_curve_figure(results["strategies"], scenario.name), out_dir / "task0_mse.png")
-    else:
-        save_figure(comparison_figure(results["strategies"], scenario.name), out_dir / "comparison.png")
-    return results

@@ -15,8 +15,8 @@ from avalanche.training.plugins.agem import AGEMPlugin
 
 from avalanche_hsf.errors import UserError
 from avalanche_hsf.lab import strategies as registry
-from avalanche_hsf.lab.runner import run_scenario
 from avalanche_hsf.lab.scenario import load_scenario
+from avalanche_hsf.lab.sweep import run_scenario
 from tests.helpers import assert_clean_error, run_cli, scenario_text
 
 # 3 task-labelled experiences (Piggyback and PackNet need task labels): every strategy but iCaRL and

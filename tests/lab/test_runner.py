@@ -7,8 +7,8 @@ import pytest
 from tbparse import SummaryReader
 
 from avalanche_hsf.lab.cli import main
-from avalanche_hsf.lab.runner import run_scenario
 from avalanche_hsf.lab.scenario import load_scenario
+from avalanche_hsf.lab.sweep import run_scenario
 
 STRATEGIES = ("naive", "ewc", "lwf")
 SCALARS = ("acc", "acc_std", "bwt", "bwt_std", "train_seconds", "peak_rss_mb")

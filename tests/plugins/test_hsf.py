@@ -205,8 +205,8 @@ def test_nan_loss_is_reported_and_never_stored_as_a_target(digits_til):
 
 def test_seed_curves_regulariser_keeps_task_zero_reconstruction(tmp_path):
     """A short real run of the seed benchmark: protecting the hypernetwork's outputs keeps task 0."""
-    from avalanche_hsf.lab.runner import run_scenario
     from avalanche_hsf.lab.scenario import load_scenario
+    from avalanche_hsf.lab.sweep import run_scenario
 
     results = run_scenario(load_scenario("seed_curves"), tmp_path, strategies=["hsf", "hsf_noreg"], seeds=[0],
                            epochs=30, progress=False)

@@ -15,9 +15,9 @@ from torch.utils.data import Dataset, TensorDataset
 
 from avalanche_hsf.errors import DivergedError
 from avalanche_hsf.lab.benchmarks import build_benchmark
-from avalanche_hsf.lab.runner import run_scenario
 from avalanche_hsf.lab.scenario import load_scenario
 from avalanche_hsf.lab.strategies import STRATEGIES, build_strategy
+from avalanche_hsf.lab.sweep import run_scenario
 from avalanche_hsf.plugins import MASPlugin
 from avalanche_hsf.plugins import mas as mas_module
 from avalanche_hsf.plugins.mas import mas_importance

@@ -17,10 +17,10 @@ from torch.utils.data import DataLoader
 
 from avalanche_hsf.errors import UserError
 from avalanche_hsf.lab.benchmarks import build_benchmark
-from avalanche_hsf.lab.runner import run_scenario
 from avalanche_hsf.lab.scenario import load_scenario
 from avalanche_hsf.lab.state_size import state_bytes
 from avalanche_hsf.lab.strategies import validate_strategy
+from avalanche_hsf.lab.sweep import run_scenario
 from avalanche_hsf.models import piggyback
 from avalanche_hsf.models.piggyback import THRESHOLD, MaskedWeight, TaskBatchNorm
 from avalanche_hsf.plugins import PiggybackPlugin
