@@ -11,7 +11,6 @@ be pickled as built, otherwise (state that only training creates) at its first s
 
 import contextlib
 import io
-import json
 import pickle
 import zipfile
 from dataclasses import dataclass, field
@@ -51,9 +50,9 @@ class RunCheckpoint:
     """The checkpoint file of one (strategy, seed) run."""
 
     def __init__(self, path, config: dict):
+        """`config`: the run's settings in their stored form (`runner.run_config`)."""
         self.path = Path(path)
-        # Through JSON so that tuples and lists, ints and floats compare as they will be stored.
-        self.config = json.loads(json.dumps(config, sort_keys=True, default=str))
+        self.config = config
 
     def restore(self, strategy, device="cpu") -> RunProgress:
         """Load the saved state into `strategy`, or start afresh if there is no checkpoint yet.

@@ -1,9 +1,11 @@
 """One run of one strategy on one seed, with the evaluation protocol every run shares.
 
-The test stream is evaluated once before training and after every training experience,
-which gives the accuracy matrix R and the untrained accuracies that FWT needs.
+The scored stream (test, or validation when tuning) is evaluated once before training and after
+every training experience, which gives the accuracy matrix R and the untrained accuracies that
+FWT needs.
 """
 
+import json
 import math
 import os
 import re
@@ -33,7 +35,6 @@ from .state_size import TrainedParameters, state_bytes
 from .strategies import STRATEGIES, TRAINING_KEYS, build_strategy, validate_strategy
 
 _EXP_METRIC = re.compile(r"^(Top1_Acc_Exp|Loss_Exp)/eval_phase/(\w+)_stream/Task\d+/Exp(\d+)$")
-SPLITS = ("valid", "test")  # what a run is scored on: the validation stream (tuning) or the test stream
 
 
 def make_optimizer_factory(training):
@@ -66,11 +67,20 @@ def head_size(benchmark) -> int:
     return 1 + max(max(exp.classes_in_this_experience) for exp in benchmark.train_stream)
 
 
-def run_config(scenario: Scenario, strategy_name: str, hparams: dict, seed: int) -> dict:
-    """Everything that determines a run's numbers; a checkpoint only resumes the same run."""
-    return {"scenario": scenario.name, "setting": scenario.setting, "benchmark": scenario.benchmark,
-            "benchmark_params": scenario.benchmark_params, "model": asdict(scenario.model),
-            "training": asdict(scenario.training), "strategy": strategy_name, "hparams": hparams, "seed": seed}
+def run_hparams(scenario: Scenario, strategy_name: str) -> dict:
+    """The strategy's full hyperparameters in `scenario`: its defaults, updated by its table."""
+    return {**STRATEGIES[strategy_name].defaults_for(scenario.training), **scenario.strategies.get(strategy_name, {})}
+
+
+def run_config(scenario: Scenario, strategy_name: str, seed: int) -> dict:
+    """Everything that determines a run's numbers, as stored in checkpoints and run records (through
+    JSON, so that tuples and lists, ints and floats compare as stored); a checkpoint only resumes,
+    and a record only stands for, the same run."""
+    config = {"scenario": scenario.name, "setting": scenario.setting, "benchmark": scenario.benchmark,
+              "benchmark_params": scenario.benchmark_params, "model": asdict(scenario.model),
+              "training": asdict(scenario.training), "strategy": strategy_name,
+              "hparams": run_hparams(scenario, strategy_name), "seed": seed}
+    return json.loads(json.dumps(config, sort_keys=True, default=str))
 
 
 def run_strategy_seed(scenario: Scenario, benchmark, strategy_name: str, seed: int, log_dir: Path | None = None,
@@ -84,7 +94,7 @@ def run_strategy_seed(scenario: Scenario, benchmark, strategy_name: str, seed: i
     after every training experience."""
     RNGManager.set_random_seeds(seed)
     entry = STRATEGIES[strategy_name]
-    hparams = {**entry.defaults_for(scenario.training), **scenario.strategies.get(strategy_name, {})}
+    hparams = run_hparams(scenario, strategy_name)
     training = replace(scenario.training, **{k: hparams[k] for k in TRAINING_KEYS})
     regression = BENCHMARKS[scenario.benchmark].regression
     scored_stream = benchmark.valid_stream if split == "valid" else benchmark.test_stream
@@ -112,7 +122,7 @@ def run_strategy_seed(scenario: Scenario, benchmark, strategy_name: str, seed: i
     )
 
     reset_peak_rss()
-    config = run_config(scenario, strategy_name, hparams, seed)
+    config = run_config(scenario, strategy_name, seed)
     checkpoint = RunCheckpoint(checkpoint_path, config) if checkpoint_path else None
     run = checkpoint.restore(strategy, device) if checkpoint else RunProgress(config)
     trained = next(p for p in strategy.plugins if isinstance(p, TrainedParameters))  # restored with the strategy

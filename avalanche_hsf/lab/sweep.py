@@ -28,7 +28,6 @@ from .plots import comparison_figure, first_task_curve_figure, matrix_figure, sa
 from .results import aggregate_seeds, provenance
 from .runner import prepare, run_config, run_strategy_seed
 from .scenario import Scenario
-from .strategies import STRATEGIES
 
 RECORD = "record.json"
 LOG = "log.txt"
@@ -52,10 +51,7 @@ class Unit:
     @property
     def config(self) -> dict:
         """What determines the unit's numbers, as a record stores it."""
-        entry = STRATEGIES[self.strategy]
-        hparams = {**entry.defaults_for(self.scenario.training), **self.scenario.strategies.get(self.strategy, {})}
-        return json.loads(json.dumps(run_config(self.scenario, self.strategy, hparams, self.seed), sort_keys=True,
-                                     default=str))
+        return run_config(self.scenario, self.strategy, self.seed)
 
     def finished(self) -> dict | None:
         """The unit's result if a record of these very settings exists."""
