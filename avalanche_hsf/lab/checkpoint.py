@@ -32,6 +32,7 @@ class RunProgress:
     initial: list | None = None
     matrix: list = field(default_factory=list)
     train_seconds: float = 0.0
+    resumed_at: list = field(default_factory=list)  # the experience each resumption started from
 
 
 def _differences(saved: dict, wanted: dict, prefix: str = "") -> list[str]:
@@ -49,17 +50,19 @@ def _differences(saved: dict, wanted: dict, prefix: str = "") -> list[str]:
 class RunCheckpoint:
     """The checkpoint file of one (strategy, seed) run."""
 
-    def __init__(self, path, config: dict):
-        """`config`: the run's settings in their stored form (`runner.run_config`)."""
+    def __init__(self, path, config: dict, required: bool = True):
+        """`config`: the run's settings in their stored form (`runner.run_config`). `required`: a
+        strategy that cannot be saved is an error; if not, the run goes on without checkpoints."""
         self.path = Path(path)
         self.config = config
+        self.required = required
+        self.enabled = True
 
     def restore(self, strategy, device="cpu") -> RunProgress:
         """Load the saved state into `strategy`, or start afresh if there is no checkpoint yet.
         First, `strategy` (freshly built, not yet trained) is saved to memory, so that one that
-        cannot be checkpointed stops here."""
-        self._serialize(strategy)
-        if not self.path.exists():
+        cannot be checkpointed is found here."""
+        if self._serialize(strategy) is None or not self.path.exists():
             return RunProgress(self.config)
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # Avalanche prints its own resume chatter
@@ -77,17 +80,27 @@ class RunCheckpoint:
             raise UserError(f"checkpoint {self.path} belongs to a run with other settings ({'; '.join(changed)}); "
                             "rerun with the original settings, or delete it / choose another --checkpoint-dir "
                             "to start over")
+        progress.resumed_at.append(len(progress.matrix))
         return progress
 
     def save(self, strategy, progress: RunProgress) -> None:
         setattr(strategy, PROGRESS_ATTRIBUTE, progress)
-        atomic_write_bytes(self.path, self._serialize(strategy))
+        data = self._serialize(strategy)
+        if data is not None:
+            atomic_write_bytes(self.path, data)
 
-    def _serialize(self, strategy) -> bytes:
+    def _serialize(self, strategy) -> bytes | None:
+        """The checkpoint's bytes; None once the strategy proved it cannot be saved (not required)."""
+        if not self.enabled:
+            return None
         buffer = io.BytesIO()
         try:
             save_checkpoint(strategy, buffer)
         except _PICKLING_ERRORS as err:  # state that appears only in training is caught at the first save
-            raise UserError(f"strategy '{self.config['strategy']}' cannot be checkpointed ({type(err).__name__}: "
-                            f"{err}); run it without --checkpoint-dir") from err
+            if self.required:
+                raise UserError(f"strategy '{self.config['strategy']}' cannot be checkpointed ({type(err).__name__}: "
+                                f"{err}); run it without --checkpoint-dir") from err
+            print(f"not checkpointed, so not resumable: {type(err).__name__}: {err}")
+            self.enabled = False
+            return None
         return buffer.getvalue()

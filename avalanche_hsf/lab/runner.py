@@ -11,6 +11,7 @@ import os
 import re
 import time
 from dataclasses import asdict, replace
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -24,7 +25,7 @@ from tqdm.auto import tqdm
 from ..errors import DivergedError, UserError
 from ..plugins import FiniteLossGuard
 from . import metrics
-from .benchmarks import BENCHMARKS
+from .benchmarks import BENCHMARKS, build_benchmark
 from .calibration import final_test_pass
 from .checkpoint import RunCheckpoint, RunProgress
 from .models import build_model
@@ -67,6 +68,18 @@ def head_size(benchmark) -> int:
     return 1 + max(max(exp.classes_in_this_experience) for exp in benchmark.train_stream)
 
 
+@lru_cache(maxsize=4)
+def _cached_benchmark(name: str, setting: str, params: str, dataset_root):
+    return build_benchmark(name, setting, json.loads(params), dataset_root)
+
+
+def scenario_benchmark(scenario: Scenario, dataset_root=None):
+    """The scenario's benchmark, built once per process: the runs of a sweep, and a worker's
+    successive jobs, share it."""
+    return _cached_benchmark(scenario.benchmark, scenario.setting, json.dumps(scenario.benchmark_params,
+                                                                              sort_keys=True), dataset_root)
+
+
 def run_hparams(scenario: Scenario, strategy_name: str) -> dict:
     """The strategy's full hyperparameters in `scenario`: its defaults, updated by its table."""
     return {**STRATEGIES[strategy_name].defaults_for(scenario.training), **scenario.strategies.get(strategy_name, {})}
@@ -85,13 +98,15 @@ def run_config(scenario: Scenario, strategy_name: str, seed: int) -> dict:
 
 def run_strategy_seed(scenario: Scenario, benchmark, strategy_name: str, seed: int, log_dir: Path | None = None,
                       device: str = "cpu", verbose: bool = False, progress: bool = True,
-                      checkpoint_path: Path | None = None, split: str = "test") -> dict:
+                      checkpoint_path: Path | None = None, checkpoint_required: bool = True,
+                      split: str = "test") -> dict:
     """Train one strategy on one seed; returns its accuracy matrix and measurements.
 
     The matrix is scored on the benchmark's `split` stream: "test" for reported results, "valid"
     for tuning, when the test stream is never evaluated. With `log_dir`, TensorBoard logs go
     there. With `checkpoint_path`, the run resumes from the last experience saved there and saves
-    after every training experience."""
+    after every training experience; a strategy that cannot be saved is an error if
+    `checkpoint_required`, else it runs without checkpoints."""
     RNGManager.set_random_seeds(seed)
     entry = STRATEGIES[strategy_name]
     hparams = run_hparams(scenario, strategy_name)
@@ -123,7 +138,7 @@ def run_strategy_seed(scenario: Scenario, benchmark, strategy_name: str, seed: i
 
     reset_peak_rss()
     config = run_config(scenario, strategy_name, seed)
-    checkpoint = RunCheckpoint(checkpoint_path, config) if checkpoint_path else None
+    checkpoint = RunCheckpoint(checkpoint_path, config, checkpoint_required) if checkpoint_path else None
     run = checkpoint.restore(strategy, device) if checkpoint else RunProgress(config)
     trained = next(p for p in strategy.plugins if isinstance(p, TrainedParameters))  # restored with the strategy
     if run.initial is None:
@@ -157,7 +172,7 @@ def run_strategy_seed(scenario: Scenario, benchmark, strategy_name: str, seed: i
         "seed": seed, "split": split, **scored,
         "train_seconds": run.train_seconds, "peak_rss_mb": peak,
         "trained_parameters": trained.count, "extra_state_bytes_per_task": extra // len(matrix),
-        "hparams": hparams,
+        "hparams": hparams, "resumed_at": run.resumed_at,
     }
     if not regression and split == "test":
         result.update(final_test_pass(strategy.model, scored_stream, scenario.training.eval_batch_size, device))

@@ -6,31 +6,32 @@ A unit writes its record atomically to `<out>/<scenario>/<strategy>/seed<k>/reco
 its TensorBoard logs and its own log file; `results.json`, the plots and the table are built by
 merging the records that exist, so merging is idempotent, runs writing into one folder at the
 same time never lose a record, and a sweep that is restarted skips the units it finished.
-Units run in this process, or in `workers` local processes, each with its own torch threads.
+
+Every unit saves a checkpoint after each training experience (in its folder, deleted once its
+record is written, unless a checkpoint folder is given), so a unit that is stopped (its worker
+killed, the job preempted) resumes from its last finished experience with the same numbers.
+Units run wherever the executor (`executors.py`) sends them.
 """
 
-import concurrent.futures
 import contextlib
 import json
-import multiprocessing
-import warnings
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
-import torch
 from tqdm.auto import tqdm
 
 from ..errors import DivergedError, UserError
-from .benchmarks import BENCHMARKS, build_benchmark
+from .benchmarks import BENCHMARKS
+from .executors import InProcess, Preempted
 from .files import atomic_write_json, ensure_writable_dir
 from .plots import comparison_figure, first_task_curve_figure, matrix_figure, save_figure
 from .results import aggregate_seeds, provenance
-from .runner import prepare, run_config, run_strategy_seed
+from .runner import prepare, run_config, run_strategy_seed, scenario_benchmark
 from .scenario import Scenario
 
 RECORD = "record.json"
 LOG = "log.txt"
+CHECKPOINT = "checkpoint.pkl"  # in the unit's folder while it runs, when no checkpoint folder is given
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,12 @@ class Unit:
         return self.out_dir / self.strategy / f"seed{self.seed}"
 
     @property
+    def checkpoint_path(self) -> Path:
+        if self.checkpoint_dir is None:
+            return self.folder / CHECKPOINT
+        return self.checkpoint_dir / self.strategy / f"seed{self.seed}.ckpt"
+
+    @property
     def config(self) -> dict:
         """What determines the unit's numbers, as a record stores it."""
         return run_config(self.scenario, self.strategy, self.seed)
@@ -63,66 +70,56 @@ class Unit:
         return record["result"] if record.get("config") == self.config else None
 
 
-@lru_cache(maxsize=4)
-def _benchmark(name: str, setting: str, params: str, dataset_root):
-    return build_benchmark(name, setting, json.loads(params), dataset_root)
-
-
-def run_unit(unit: Unit, progress: bool = False) -> dict:
-    """Train the unit, write its record, and return its result; its log goes to a file beside it."""
+def run_unit(unit: Unit) -> dict:
+    """Train the unit, write its record, and return the record; its log goes to a file beside it."""
     scenario = unit.scenario
-    benchmark = _benchmark(scenario.benchmark, scenario.setting, json.dumps(scenario.benchmark_params,
-                                                                             sort_keys=True), unit.dataset_root)
+    benchmark = scenario_benchmark(scenario, unit.dataset_root)
     unit.folder.mkdir(parents=True, exist_ok=True)
     try:
         with open(unit.folder / LOG, "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
             result = run_strategy_seed(scenario, benchmark, unit.strategy, unit.seed, unit.folder, device=unit.device,
-                                       verbose=unit.verbose, progress=progress, checkpoint_path=unit.checkpoint_dir
-                                       and unit.checkpoint_dir / unit.strategy / f"seed{unit.seed}.ckpt")
+                                       verbose=unit.verbose, progress=False, checkpoint_path=unit.checkpoint_path,
+                                       # Asked for explicitly, a checkpoint that cannot be written is an
+                                       # error; by default such a strategy runs without.
+                                       checkpoint_required=unit.checkpoint_dir is not None)
     except BaseException:
         # Refused before it wrote anything (bad settings): leave no empty log or folder behind.
-        if (unit.folder / LOG).stat().st_size == 0:
+        if (unit.folder / LOG).stat().st_size == 0 and not unit.checkpoint_path.exists():
             (unit.folder / LOG).unlink()
             for folder in (unit.folder, unit.folder.parent):
                 with contextlib.suppress(OSError):
                     folder.rmdir()
         raise
-    atomic_write_json(unit.folder / RECORD, {"scenario": scenario.name, "setting": scenario.setting,
-                                             "task": "regression" if BENCHMARKS[scenario.benchmark].regression
-                                             else "classification", "config": unit.config, "result": result})
-    return result
+    record = {"scenario": scenario.name, "setting": scenario.setting,
+              "task": "regression" if BENCHMARKS[scenario.benchmark].regression else "classification",
+              "config": unit.config, "result": result}
+    atomic_write_json(unit.folder / RECORD, record)
+    if unit.checkpoint_dir is None:
+        unit.checkpoint_path.unlink(missing_ok=True)
+    return record
 
 
-def _start_worker(threads: int) -> None:
-    warnings.filterwarnings("ignore")
-    torch.set_num_threads(threads)
-
-
-def run_units(units: list[Unit], workers: int = 1, threads: int = 1, progress: bool = True) -> None:
-    """Run the units that are not finished yet; `workers` > 1 runs them in that many local processes.
+def run_units(units: list[Unit], executor=None, progress: bool = True) -> None:
+    """Run the units that are not finished yet, on `executor` (default: one after another, here).
 
     A failed unit does not stop the others; when all are done the first failure is raised again,
-    naming its strategy and seed."""
+    naming its strategy and seed. Records are written where the units run and, if that is not
+    this machine's disk (a Ray cluster without a shared file system), again here."""
     todo = [unit for unit in units if unit.finished() is None]
     bar = tqdm(total=len(units), initial=len(units) - len(todo), desc="runs", unit="run", disable=not progress)
     failures = []
-    if workers <= 1:
-        for unit in todo:
-            run_unit(unit)
+    with contextlib.closing((executor or InProcess()).map(run_unit, todo)) as outcomes:
+        for index, record, error in outcomes:
+            unit = todo[index]
+            if isinstance(error, Preempted):
+                raise error
+            if error is not None:
+                failures.append(error)
+                bar.write(f"avalanche-hsf: {unit.strategy} seed {unit.seed} failed: "
+                          f"{' '.join(str(error).split())} (log: {unit.folder / LOG})")
+            elif unit.finished() is None:
+                atomic_write_json(unit.folder / RECORD, record)
             bar.update()
-    else:
-        # Fresh interpreters: a forked copy of a process that has started torch's thread pools can hang.
-        context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                                                    initargs=(threads,)) as pool:
-            futures = {pool.submit(run_unit, unit): unit for unit in todo}
-            for future in concurrent.futures.as_completed(futures):
-                unit, error = futures[future], future.exception()
-                if error is not None:
-                    failures.append(error)
-                    bar.write(f"avalanche-hsf: {unit.strategy} seed {unit.seed} failed: "
-                              f"{' '.join(str(error).split())} (log: {unit.folder / LOG})")
-                bar.update()
     bar.close()
     if failures:
         raise failures[0] if isinstance(failures[0], (UserError, DivergedError)) else UserError(str(failures[0]))
@@ -163,14 +160,14 @@ def merge(out_dir: Path, units: list[Unit] | None = None) -> dict:
 
 def run_scenario(scenario: Scenario, out_dir, strategies=None, seeds=None, epochs=None, dataset_root=None,
                  device: str = "cpu", verbose: bool = False, progress: bool = True, checkpoint_dir=None,
-                 deterministic: bool = False, workers: int = 1, threads: int = 1) -> dict:
+                 deterministic: bool = False, executor=None) -> dict:
     """Run `strategies` (default: all in the file) over `seeds`, scored on the test stream, as one unit
     of work per (strategy, seed), skipping units whose record already exists; write results.json
     and the plots from the records, and return the results.
 
-    With `checkpoint_dir`, every unit saves after each training experience and a rerun resumes
-    where it stopped. `workers` > 1 runs the units in that many local processes of `threads` torch
-    threads each; the matrices are the same as in one process."""
+    A rerun resumes unfinished units from their last finished experience; their checkpoints are
+    kept in `checkpoint_dir` if given. The units run on `executor` (default: one after another, in
+    this process); the matrices are the same on every executor."""
     scenario, strategies = prepare(scenario, strategies, epochs, device, deterministic)
     seeds = list(seeds if seeds is not None else scenario.seeds)
     out_dir = Path(out_dir) / scenario.name
@@ -180,5 +177,5 @@ def run_scenario(scenario: Scenario, out_dir, strategies=None, seeds=None, epoch
         ensure_writable_dir(checkpoint_dir)
     units = [Unit(scenario, name, seed, out_dir, checkpoint_dir, dataset_root, device, verbose)
              for name in strategies for seed in seeds]
-    run_units(units, workers=workers, threads=threads, progress=progress)
+    run_units(units, executor, progress=progress)
     return merge(out_dir, units)

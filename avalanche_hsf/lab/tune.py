@@ -14,10 +14,11 @@ Writes `DIR/<scenario>/tuning/<strategy>.json` (every trial and the best) and
 takes as it is and reports on its own seeds.
 """
 
+import contextlib
 import json
 import math
 import tomllib
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import optuna
@@ -26,9 +27,10 @@ from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
 from ..errors import DivergedError, UserError
-from .benchmarks import BENCHMARKS, build_benchmark
+from .benchmarks import BENCHMARKS
+from .executors import InProcess
 from .files import atomic_write_bytes, atomic_write_json, ensure_writable_dir
-from .runner import prepare, run_strategy_seed
+from .runner import prepare, run_strategy_seed, scenario_benchmark
 from .scenario import Scenario
 from .strategies import STRATEGIES, validate_strategy
 
@@ -53,20 +55,39 @@ def best_of(records: list[dict], minimise: bool) -> dict | None:
     return {"params": best["params"], "score": best["score"], "number": best["number"]}
 
 
-def _run_trial(scenario: Scenario, benchmark, name: str, params: dict, seeds, device: str) -> list[float]:
-    """Validation scores of `params` on each seed; DivergedError if any run diverges."""
+@dataclass(frozen=True)
+class TrialRun:
+    """One trial on one tuning seed: a job for an executor."""
+    scenario: Scenario  # with the trial's values in the strategy's table
+    strategy: str
+    seed: int
+    dataset_root: str | None = None
+    device: str = "cpu"
+
+
+def validation_score(run: TrialRun) -> float:
+    """The run's score on the validation stream; DivergedError if it diverges."""
+    key = "avg_mse" if BENCHMARKS[run.scenario.benchmark].regression else "acc"
+    return run_strategy_seed(run.scenario, scenario_benchmark(run.scenario, run.dataset_root), run.strategy,
+                             run.seed, device=run.device, progress=False, split="valid")[key]
+
+
+def _trial_runs(scenario: Scenario, name: str, params: dict, seeds, dataset_root, device) -> list[TrialRun]:
     hparams = validate_strategy(name, scenario.setting, {**scenario.strategies.get(name, {}), **params},
-                                f"tune {name}", scenario.training)
+                                f"trial of {name}", scenario.training)
     trial_scenario = replace(scenario, strategies={**scenario.strategies, name: hparams})
-    key = "avg_mse" if BENCHMARKS[scenario.benchmark].regression else "acc"
-    return [run_strategy_seed(trial_scenario, benchmark, name, seed, device=device, progress=False,
-                              split="valid")[key] for seed in seeds]
+    return [TrialRun(trial_scenario, name, seed, dataset_root, device) for seed in seeds]
 
 
-def tune_strategy(scenario: Scenario, benchmark, name: str, trials: int, seeds, storage: str,
-                  device: str = "cpu", progress: bool = True) -> dict:
-    """Run the trials `name` still lacks; return its tuning record."""
+def tune_strategy(scenario: Scenario, name: str, trials: int, seeds, storage: str, executor=None,
+                  dataset_root=None, device: str = "cpu", progress: bool = True) -> dict:
+    """Run the trials `name` still lacks, on `executor` (default: one after another, here); return
+    its tuning record.
+
+    Trials are proposed in rounds of as many as the executor runs at once, counting a trial's
+    seeds: with no more slots than tuning seeds, one trial at a time, as in one process."""
     minimise = BENCHMARKS[scenario.benchmark].regression
+    executor = executor or InProcess()
     storage = optuna.storages.RDBStorage(storage)
     existing = next((s for s in optuna.get_all_study_summaries(storage) if s.study_name == name), None)
     study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True,
@@ -84,24 +105,36 @@ def tune_strategy(scenario: Scenario, benchmark, name: str, trials: int, seeds, 
         return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
                 if t.state == TrialState.COMPLETE or "error" in t.user_attrs]
 
+    per_round = max(1, executor.slots // len(seeds))
     bar = tqdm(total=trials, initial=min(len(counted()), trials), desc=f"tune {name}", unit="trial",
                leave=False, disable=not progress)
     while len(counted()) < trials:
-        trial = study.ask(STRATEGIES[name].search_space)
-        try:
-            scores = _run_trial(scenario, benchmark, name, trial.params, seeds, device)
-        except DivergedError as err:
-            trial.set_user_attr("error", " ".join(str(err).split()))
-            study.tell(trial, state=TrialState.FAIL)
-        else:
-            trial.set_user_attr("scores", scores)
-            score = sum(scores) / len(scores)
-            if math.isfinite(score):
-                study.tell(trial, score)
-            else:
-                trial.set_user_attr("error", f"non-finite validation score {score}")
+        asked = [study.ask(STRATEGIES[name].search_space) for _ in range(min(per_round, trials - len(counted())))]
+        runs = [run for trial in asked for run in _trial_runs(scenario, name, trial.params, seeds, dataset_root,
+                                                              device)]
+        scores, failures = [None] * len(runs), {}
+        with contextlib.closing(executor.map(validation_score, runs)) as outcomes:
+            for index, score, error in outcomes:
+                if error is None:
+                    scores[index] = score
+                elif isinstance(error, DivergedError):
+                    failures.setdefault(index // len(seeds), error)
+                else:  # bad input or a bug, not a property of the trial's values
+                    raise error
+        for number, trial in enumerate(asked):
+            trial_scores = scores[number * len(seeds):(number + 1) * len(seeds)]
+            if number in failures:
+                trial.set_user_attr("error", " ".join(str(failures[number]).split()))
                 study.tell(trial, state=TrialState.FAIL)
-        bar.update()
+            else:
+                trial.set_user_attr("scores", trial_scores)
+                score = sum(trial_scores) / len(trial_scores)
+                if math.isfinite(score):
+                    study.tell(trial, score)
+                else:
+                    trial.set_user_attr("error", f"non-finite validation score {score}")
+                    study.tell(trial, state=TrialState.FAIL)
+            bar.update()
     bar.close()
     records = [_record(t) for t in counted()][:trials]
     return {"scenario": scenario.name, "strategy": name, "split": "valid", "seeds": list(seeds),
@@ -124,8 +157,9 @@ def tuned_scenario_text(scenario: Scenario, best: dict[str, dict]) -> str:
 
 def tune_scenario(scenario: Scenario, out_dir, strategies=None, trials: int = DEFAULT_TRIALS,
                   seeds=TUNING_SEEDS, epochs=None, dataset_root=None, device: str = "cpu",
-                  progress: bool = True) -> dict[str, dict]:
-    """Tune `strategies` (default: all in the file); returns each one's tuning record."""
+                  progress: bool = True, executor=None) -> dict[str, dict]:
+    """Tune `strategies` (default: all in the file) with trials run on `executor` (default: one
+    after another, here); returns each one's tuning record."""
     if trials < 1:
         raise UserError(f"--trials must be >= 1, got {trials}")
     shared = sorted(set(seeds) & set(scenario.seeds))
@@ -136,11 +170,11 @@ def tune_scenario(scenario: Scenario, out_dir, strategies=None, trials: int = DE
     folder = Path(out_dir) / scenario.name / "tuning"
     ensure_writable_dir(folder)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    benchmark = build_benchmark(scenario.benchmark, scenario.setting, scenario.benchmark_params, dataset_root)
+    scenario_benchmark(scenario, dataset_root)  # missing or bad data stops here, before any trial
     storage = f"sqlite:///{folder / 'optuna.db'}"
     records = {}
     for name in strategies:
-        records[name] = tune_strategy(scenario, benchmark, name, trials, seeds, storage, device, progress)
+        records[name] = tune_strategy(scenario, name, trials, seeds, storage, executor, dataset_root, device, progress)
         atomic_write_json(folder / f"{name}.json", records[name])
     # From every strategy's record in the folder, so that searches run side by side (one strategy
     # each) all end up in the tuned file.

@@ -8,7 +8,8 @@ import pytest
 
 from avalanche_hsf.errors import DivergedError, UserError
 from avalanche_hsf.lab import tune
-from avalanche_hsf.lab.benchmarks import build_benchmark
+from avalanche_hsf.lab.executors import LocalProcesses
+from avalanche_hsf.lab.runner import scenario_benchmark
 from avalanche_hsf.lab.scenario import load_scenario
 from tests.helpers import scenario_text
 
@@ -27,7 +28,7 @@ class NoTestStream:
 
 @pytest.fixture
 def guarded(monkeypatch):
-    monkeypatch.setattr(tune, "build_benchmark", lambda *args: NoTestStream(build_benchmark(*args)))
+    monkeypatch.setattr(tune, "scenario_benchmark", lambda *args: NoTestStream(scenario_benchmark(*args)))
 
 
 @pytest.fixture
@@ -53,19 +54,19 @@ def test_tuning_never_touches_the_test_stream_and_records_every_trial(guarded, t
 
 
 def test_a_diverged_trial_is_recorded_as_failed_and_never_best(guarded, tiny, tmp_path, monkeypatch):
-    run_trial = tune._run_trial
+    score = tune.validation_score
 
-    def diverging_first(scenario, benchmark, name, params, seeds, device):
+    def diverging_first(run):
         if not diverging_first.calls:
-            diverging_first.calls.append(params)
+            diverging_first.calls.append(run.scenario.strategies[run.strategy])
             raise DivergedError("the loss is nan")
-        return run_trial(scenario, benchmark, name, params, seeds, device)
+        return score(run)
     diverging_first.calls = []
-    monkeypatch.setattr(tune, "_run_trial", diverging_first)
+    monkeypatch.setattr(tune, "validation_score", diverging_first)
     record = tune.tune_scenario(tiny, tmp_path, strategies=["naive"], trials=2, seeds=[7], progress=False)["naive"]
     assert [t["status"] for t in record["trials"]] == ["failed", "complete"]
     assert record["trials"][0]["error"] == "the loss is nan"
-    assert record["trials"][0]["params"] == diverging_first.calls[0]
+    assert record["trials"][0]["params"].items() <= diverging_first.calls[0].items()
     assert record["best"]["number"] == record["trials"][1]["number"]
 
 
@@ -88,3 +89,12 @@ def test_the_tuned_scenario_runs_with_the_best_values(guarded, tiny, tmp_path):
 def test_tuning_seeds_must_not_be_reporting_seeds(tiny, tmp_path):
     with pytest.raises(UserError, match=r"tuning seeds \[1\] are among the scenario's reporting seeds"):
         tune.tune_scenario(tiny, tmp_path, seeds=[1, 9], progress=False)
+
+
+def test_two_workers_propose_and_score_the_trials_of_one_process(tiny, tmp_path):
+    """With no more workers than tuning seeds, a trial's seeds run side by side and the search is
+    the one a single process makes, score for score."""
+    kwargs = dict(strategies=["naive"], trials=2, seeds=[7, 8], progress=False)
+    alone = tune.tune_scenario(tiny, tmp_path / "alone", **kwargs)["naive"]
+    pooled = tune.tune_scenario(tiny, tmp_path / "pooled", executor=LocalProcesses(2), **kwargs)["naive"]
+    assert pooled["trials"] == alone["trials"]
