@@ -74,9 +74,27 @@ class InProcess:
         pass
 
 
+_in_job = False  # in a local worker process: whether a job is running
+
+
+def _stop_job(signum, frame):
+    # Only a job is stopped: raised between jobs, it could cut the pool's own result pipe in half.
+    if _in_job:
+        _raise_preempted(signum, frame)
+
+
+def _local_job(function, item):
+    global _in_job
+    _in_job = True
+    try:
+        return function(item)
+    finally:
+        _in_job = False
+
+
 def _start_local_worker(threads: int, parent: int) -> None:
     configure_worker(threads)
-    signal.signal(signal.SIGTERM, _raise_preempted)
+    signal.signal(signal.SIGTERM, _stop_job)
     # A driver killed with SIGKILL cannot stop its workers; each stops itself instead, so that a
     # restarted driver is not racing orphans over the same units.
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
@@ -110,7 +128,7 @@ class LocalProcesses:
                 initializer=_start_local_worker, initargs=(self.threads, os.getpid()))
             broken = False
             try:
-                futures = {pool.submit(function, item): index for index, item in pending.items()}
+                futures = {pool.submit(_local_job, function, item): index for index, item in pending.items()}
                 for future in concurrent.futures.as_completed(futures):
                     index, error = futures[future], future.exception()
                     if isinstance(error, BrokenProcessPool):

@@ -32,12 +32,15 @@ def t_interval(values, confidence: float = CONFIDENCE) -> list[float] | None:
     return [float(low), float(high)]
 
 
+PER_RUN = ("seed", "split", "hparams", "resumed_at")  # facts of one run, never averaged
+
+
 def aggregate_seeds(runs: list[dict]) -> dict:
     """Mean over seeds of every matrix, list and scalar, each with a `_std` sibling (the sample
     standard deviation); `n_seeds`; and a 95% t-interval for the headline score."""
     out = {"n_seeds": len(runs)}
     for key, value in runs[0].items():
-        if key in ("seed", "split", "hparams") or isinstance(value, bool):
+        if key in PER_RUN or isinstance(value, bool):
             continue
         if value is None:  # undefined for this strategy (FWT by construction)
             out[key] = None
