@@ -8,15 +8,15 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test,ray]"
 	touch $(STAMP)
 
 install: $(STAMP)
 
-# One run per core at once, each with one torch thread: the demo's models are tiny, and more
-# threads per run spend more time synchronising than computing.
+# One run per available core at once (the default), each with one torch thread: the demo's models
+# are tiny, and more threads per run spend more time synchronising than computing.
 demo: $(STAMP)
-	$(BIN)/avalanche-hsf run scenarios/split_digits_til.toml --workers $$(nproc) --threads 1
+	$(BIN)/avalanche-hsf run scenarios/split_digits_til.toml
 
 # Lint and import order first (ruff), then the tests.
 test: $(STAMP)

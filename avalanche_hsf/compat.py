@@ -38,6 +38,12 @@ weight (`weight.register_hook(self._remove_gradient_hook)`), and torch never pic
 A PackNet model loaded from a checkpoint therefore trains the weights of its finished tasks, and
 a resumed run departs from an uninterrupted one. The layers are given a `__setstate__` that
 registers the hook again.
+
+mas-zero-loss: Avalanche's `MASPlugin.before_backward` checks `if not strategy.loss`, and a loss
+tensor of exactly 0.0 (a minibatch fit perfectly, which float32 cross-entropy reaches with
+confident logits) is falsy, so training stops with "ValueError: Loss is not available". The
+penalty is the same sum over the same parameters in the same order, so every run that never met
+the fault gives the same numbers; the check becomes `strategy.loss is None`.
 """
 
 import inspect
@@ -57,6 +63,7 @@ import torch.optim
 import typing_extensions
 from avalanche.benchmarks.utils import AvalancheDataset
 from avalanche.models.packnet import PackNetModel, WeightAndBiasPackNetModule
+from avalanche.training.plugins import MASPlugin
 from avalanche.training.plugins.agem import AGEMPlugin
 from avalanche.training.plugins.synaptic_intelligence import SynapticIntelligencePlugin
 from packaging.specifiers import SpecifierSet
@@ -196,6 +203,40 @@ def _register_packnet_hooks_on_load() -> None:
     WeightAndBiasPackNetModule.__setstate__ = setstate
 
 
+# --- mas-zero-loss --------------------------------------------------------------------------------
+
+def _mas_refuses_a_zero_loss() -> bool:
+    """Whether Avalanche's MAS stops training on a loss of exactly 0.0."""
+    layer = torch.nn.Linear(1, 1)
+    plugin = MASPlugin()
+    plugin.params = {name: p.detach().clone() for name, p in layer.named_parameters()}
+    plugin.importance = {name: torch.ones_like(p) for name, p in layer.named_parameters()}
+    strategy = types.SimpleNamespace(clock=types.SimpleNamespace(train_exp_counter=1), model=layer,
+                                     loss=torch.tensor(0.0))
+    try:
+        plugin.before_backward(strategy)
+    except ValueError:
+        return True
+    return False
+
+
+def _mas_before_backward(self: MASPlugin, strategy: Any, **kwargs: Any) -> None:
+    if strategy.clock.train_exp_counter == 0:
+        return
+    if not self.importance or not self.params or strategy.loss is None:
+        raise ValueError("MAS: importance, parameters or loss not available")
+    penalty = 0.0
+    for name, param in strategy.model.named_parameters():
+        if name in self.importance:
+            anchor, importance = self.params[name].expand(param.shape), self.importance[name].expand(param.shape)
+            penalty += torch.sum(importance * (param - anchor).pow(2))
+    strategy.loss += self._lambda * penalty
+
+
+def _accept_a_zero_loss_in_mas() -> None:
+    MASPlugin.before_backward = _mas_before_backward
+
+
 FIXES = (
     Fix("si-weight-copy", "SynapticIntelligencePlugin.extract_weights stores copies, not views, of the weights",
         {"avalanche-lib": "==0.6.*"}, _si_stores_views, _copy_si_weights),
@@ -207,6 +248,8 @@ FIXES = (
         {"avalanche-lib": "==0.6.*"}, _agem_unpicklable, _make_agem_picklable),
     Fix("packnet-hooks", "PackNet's layers register their gradient mask again when loaded from a checkpoint",
         {"avalanche-lib": "==0.6.*"}, _packnet_loses_its_gradient_mask, _register_packnet_hooks_on_load),
+    Fix("mas-zero-loss", "MASPlugin accepts a loss of exactly 0.0 instead of stopping with 'Loss is not available'",
+        {"avalanche-lib": "==0.6.*"}, _mas_refuses_a_zero_loss, _accept_a_zero_loss_in_mas),
 )
 
 applied: list[str] = []  # names of the fixes applied in this process

@@ -6,12 +6,14 @@ import os
 import pickle
 import subprocess
 import sys
+import types
 
 import dill
 import pytest
 import torch
 from avalanche.benchmarks.utils import AvalancheDataset
 from avalanche.training import SynapticIntelligence
+from avalanche.training.plugins import MASPlugin
 from avalanche.training.plugins.agem import AGEMPlugin
 from avalanche.training.plugins.synaptic_intelligence import SynapticIntelligencePlugin
 from torch.utils.data import TensorDataset
@@ -43,7 +45,7 @@ def probe(disabled: str | None) -> tuple[dict, list[str]]:
 def test_every_fix_meets_its_fault_here_and_is_logged_once():
     report, logs = probe(None)
     names = [fix.name for fix in compat.FIXES]
-    assert report["applied"] == names  # all five faults are present on the pinned stack...
+    assert report["applied"] == names  # every fault is present on the pinned stack...
     assert not any(report["fault_present"].values())  # ...and gone once fixed
     assert [line.split()[4] for line in logs] == [f"{name}:" for name in names]  # one line each
 
@@ -53,10 +55,11 @@ def test_the_variable_turns_fixes_off_and_the_faults_stay():
     assert report["applied"] == [] and logs == []
     assert all(report["fault_present"].values())  # what the fixes exist for
     report, _ = probe("si-weight-copy")
-    assert report["applied"] == ["optim-submodules", "sentinel-pickle", "agem-pickle", "packnet-hooks"]
+    assert report["applied"] == ["optim-submodules", "sentinel-pickle", "agem-pickle", "packnet-hooks", "mas-zero-loss"]
     assert report["fault_present"]["si-weight-copy"]
     report, _ = probe("agem-pickle")
-    assert report["applied"] == ["si-weight-copy", "optim-submodules", "sentinel-pickle", "packnet-hooks"]
+    assert report["applied"] == ["si-weight-copy", "optim-submodules", "sentinel-pickle", "packnet-hooks",
+                                 "mas-zero-loss"]
     assert report["fault_present"]["agem-pickle"]
 
 
@@ -95,3 +98,16 @@ def test_agem_pickles_between_experiences_and_samples_as_it_would_have():
     assert all(torch.equal(a, b) for x, y in zip(expected, got) for a, b in zip(x, y))
     with pytest.raises(TypeError, match="between experiences"):  # mid-experience its position would be lost
         pickle.dumps(plugin)
+
+
+def test_mas_trains_through_a_perfectly_fit_minibatch():
+    """A loss of exactly 0.0 gets the MAS penalty added, instead of stopping training."""
+    layer = torch.nn.Linear(2, 1)
+    plugin = MASPlugin(lambda_reg=1.0)
+    plugin.params = {name: torch.zeros_like(p) for name, p in layer.named_parameters()}
+    plugin.importance = {name: torch.ones_like(p) for name, p in layer.named_parameters()}
+    strategy = types.SimpleNamespace(clock=types.SimpleNamespace(train_exp_counter=1), model=layer,
+                                     loss=torch.tensor(0.0))
+    plugin.before_backward(strategy)
+    expected = sum((p ** 2).sum() for p in layer.parameters())
+    assert strategy.loss.item() == pytest.approx(expected.item()) and strategy.loss.item() > 0
