@@ -71,17 +71,24 @@ def _resumed(out: Path) -> list[int]:
 pytestmark = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads worker processes from /proc")
 
 
-def test_ray_gives_the_matrices_of_one_process(sweep, tmp_path, capsys):
+def test_ray_gives_the_matrices_and_the_tuning_trials_of_one_process(sweep, tmp_path, capsys):
     ray = pytest.importorskip("ray")
     path, reference = sweep
+    tune = ("tune", str(path), "--strategies", "naive", "--trials", "2", "--epochs", "1", "--quiet")
+    assert run_cli(capsys, *tune, "--workers", "1", "--out", str(tmp_path / "alone"))[0] == 0
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         code, err = run_cli(capsys, "run", str(path), "--executor", "ray", "--quiet", "--out", str(tmp_path))
+        assert code == 0, err
+        code, err = run_cli(capsys, *tune, "--executor", "ray", "--out", str(tmp_path / "ray"))
+        assert code == 0, err
     finally:
         ray.shutdown()
-    assert code == 0, err
     assert matrices(tmp_path) == reference  # bit for bit
     assert len(records(tmp_path)) == UNITS
+    trials = [json.loads((tmp_path / where / "tiny" / "tuning" / "naive.json").read_text())["trials"]
+              for where in ("alone", "ray")]
+    assert trials[0] == trials[1]
 
 
 def test_a_killed_worker_is_retried_from_its_checkpoint(sweep, tmp_path):
