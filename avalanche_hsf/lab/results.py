@@ -32,7 +32,7 @@ def t_interval(values, confidence: float = CONFIDENCE) -> list[float] | None:
     return [float(low), float(high)]
 
 
-PER_RUN = ("seed", "split", "hparams", "resumed_at")  # facts of one run, never averaged
+PER_RUN = ("seed", "split", "hparams", "resumed_at", "mask_sparsity")  # facts of one run, never averaged
 
 
 def aggregate_seeds(runs: list[dict]) -> dict:
@@ -108,11 +108,15 @@ def _points(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}"
 
 
+def _percent(fraction: float | None) -> str:
+    return "-" if fraction is None else f"{100 * fraction:.1f}%"
+
+
 def format_table(results: dict) -> str:
     if results.get("task") == "regression":
         return _format_regression_table(results)
     header = (f"{'strategy':<16}{'ACC':>14}{'n':>3}{'BWT':>7}{'FWT':>7}{'ECE':>7}{'task-inf':>9}{'time (s)':>9}"
-              f"{'peak RSS':>10}{'trained':>10}{'state/task':>12}")
+              f"{'peak RSS':>10}{'trained':>10}{'state/task':>12}{'masked off':>11}")
     lines = [f"{results['scenario']} ({results['setting']}, {results.get('split', 'test')} stream, "
              f"seeds {results['seeds']})", header, "-" * len(header)]
     for name, r in results["strategies"].items():
@@ -122,11 +126,13 @@ def format_table(results: dict) -> str:
             f"{_points(r['fwt']):>7}{r.get('ece', float('nan')):>7.3f}{task_inference:>9}"
             f"{r['train_seconds']:>9.1f}{r['peak_rss_mb']:>8.0f}MB{r['trained_parameters']:>10}"
             f"{human_bytes(r['extra_state_bytes_per_task']):>12}"
+            f"{_percent(r.get('mask_off')):>11}"
         )
     lines.append("ACC is mean ± sample std over n seeds (95% t-interval in results.json); ACC/BWT/FWT and "
                  "task-inference accuracy in points, FWT n/a where it is zero by construction (untrained "
                  "per-task heads); ECE after the last experience (15 bins); time is training wall-clock per "
-                 "seed; trained: parameters the optimizer trained; state/task: bytes kept per task.")
+                 "seed; trained: parameters the optimizer trained; state/task: bytes kept per task; masked "
+                 "off: the weights a task's learned mask switches off (Piggyback), mean over masked tasks.")
     return "\n".join(lines)
 
 

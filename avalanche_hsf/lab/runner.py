@@ -176,6 +176,8 @@ def run_strategy_seed(scenario: Scenario, benchmark, strategy_name: str, seed: i
     }
     if not regression and split == "test":
         result.update(final_test_pass(strategy.model, scored_stream, scenario.training.eval_batch_size, device))
+    if entry.report is not None:
+        result.update(entry.report(strategy))
     if hasattr(strategy.model, "compression_ratio"):  # HSF: hypernetwork / generated target parameters
         result["compression_ratio"] = strategy.model.compression_ratio
     if log_dir is not None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from avalanche.models.packnet import PackNetModel, PackNetModule, PackNetPlugin
+from avalanche.models.packnet import PackNetModule, PackNetPlugin
 from avalanche.training import AGEM, EWC, GEM, MAS, Cumulative, ICaRL, LwF, Naive, SynapticIntelligence
 from avalanche.training.plugins import EvaluationPlugin
 from avalanche.training.plugins.clock import Clock
@@ -22,10 +22,11 @@ from torch import nn
 
 from ..errors import UserError
 from ..models.hsf import INFERENCE_MODES, HSFModel, HSFTarget
+from ..models.packnet import packnet_with_task_heads
 from ..models.piggyback import piggyback
 from ..plugins import HSFPlugin, MASPlugin, PiggybackPlugin
 from ..plugins.mas import ACCUMULATE_MODES
-from ..plugins.piggyback import options_problem
+from ..plugins.piggyback import MASK_OPTIMIZERS, options_problem
 from .models import build_hsf, build_mlp_autoencoder
 from .params import (
     COUNT,
@@ -64,7 +65,15 @@ def _packnet_check(hparams, training) -> str | None:
 
 
 def _piggyback_check(hparams, training) -> str | None:
-    return options_problem(hparams["mask_init"], hparams["threshold"])
+    return options_problem(hparams["mask_init"], hparams["threshold"], hparams["mask_lr"])
+
+
+def _piggyback_report(strategy) -> dict:
+    """Each finished task's masked-off fraction, per layer and in total, and the mean total."""
+    sparsity = strategy.model.mask_sparsity()
+    totals = [task["total"] for task in sparsity.values()]
+    return {"mask_sparsity": {str(task): value for task, value in sparsity.items()},
+            "mask_off": sum(totals) / len(totals) if totals else None}
 
 
 def _hsf_check(hparams, training) -> str | None:
@@ -111,6 +120,7 @@ class StrategyEntry:
     multi_head: bool = True  # one head per task in task-IL; False keeps a single shared head
     state: Callable = plugin_state  # the objects that hold the strategy's per-task state
     check: Callable | None = None  # (hparams, training spec) -> an error message, or None
+    report: Callable | None = None  # (trained strategy) -> extra fields of the run's result
     build_model: Callable | None = None  # (model spec, input shape, head size, setting, **model hparams)
     model_receivers: tuple = ()  # the callables whose keywords the model hyperparameters are
     training: Mapping[str, Any] = field(default_factory=dict)  # defaults that replace the scenario's [training]
@@ -179,6 +189,19 @@ def _hsf(description: str, **variant) -> StrategyEntry:
                          training={"optimizer": "adam", "lr": 0.001}, check=_hsf_check)
 
 
+_PIGGYBACK_RULES = {"mask_init": POSITIVE, "threshold": POSITIVE,  # scores start above a positive threshold
+                    "per_task_bn": None, "pretrained": None, "masks": None,
+                    "mask_optimizer": OneOf(tuple(MASK_OPTIMIZERS)), "mask_lr": POSITIVE}
+
+
+def _piggyback(description: str, **variant) -> StrategyEntry:
+    space = {} if variant.get("masks") is False else {"mask_lr": _log(1e-5, 1e-2)}
+    return StrategyEntry(description, plugin=PiggybackPlugin, rules=_PIGGYBACK_RULES, variant=variant, space=space,
+                         settings=("task-il",), wrap_model=piggyback, multi_head=False,
+                         # packed masks and heads of the finished tasks, as buffers
+                         state=lambda s: s.model.task_state(), check=_piggyback_check, report=_piggyback_report)
+
+
 STRATEGIES = {
     "naive": StrategyEntry("fine-tuning on each experience in turn: the lower bound"),
     "cumulative": StrategyEntry("retrains on all data seen so far (joint training): the upper bound",
@@ -206,7 +229,8 @@ STRATEGIES = {
                              rules={"post_prune_epochs": COUNT,
                                     "prune_proportion": Range(0, 1, low_open=True, high_open=True)},
                              values={"post_prune_epochs": 1}, space={"prune_proportion": FloatDistribution(0.1, 0.9)},
-                             settings=("task-il",), wrap_model=PackNetModel,
+                             # a head per task, as Piggyback has, rather than Avalanche's one shared head
+                             settings=("task-il",), wrap_model=packnet_with_task_heads,
                              multi_head=False, state=_packnet_state, check=_packnet_check),
     "mas": StrategyEntry("Memory Aware Synapses, per-sample importance as in the paper (Aljundi et al. 2018)",
                          plugin=MASPlugin, rules={"lambda_reg": NON_NEGATIVE, "per_sample": None,
@@ -215,14 +239,9 @@ STRATEGIES = {
     "mas_avalanche": StrategyEntry("Avalanche's built-in MAS (batch-mean norm in train mode, EMA across tasks)",
                                    template=MAS, rules={"lambda_reg": NON_NEGATIVE, "alpha": FRACTION},  # alpha: EMA
                                    space={"lambda_reg": _log(1e-3, 100.0)}),
-    "piggyback": StrategyEntry("Piggyback: a learned binary mask per task over a frozen backbone (Mallya et al. 2018)",
-                               plugin=PiggybackPlugin,
-                               # Piggyback's scores start above a positive threshold
-                               rules={"mask_init": POSITIVE, "threshold": POSITIVE, "per_task_bn": None,
-                                      "pretrained": None},
-                               settings=("task-il",), wrap_model=piggyback, multi_head=False,
-                               # packed masks and heads of the finished tasks, as buffers
-                               state=lambda s: s.model.task_state(), check=_piggyback_check),
+    "piggyback": _piggyback("Piggyback: a learned binary mask per task over a frozen backbone (Mallya et al. 2018)"),
+    "piggyback_heads": _piggyback("Piggyback's control: the same frozen backbone, a head per task, no masks",
+                                  masks=False),
     "hsf": _hsf("HSF: hypernetwork-generated network with latent SDE and flow, outputs protected"),
     "hsf_noreg": _hsf("HSF without the output regulariser (beta = 0): the original model's failure mode",
                       beta=0.0),

@@ -11,6 +11,10 @@ copy); when it ends that state is frozen into buffers (masks packed to 1 bit per
 `finished[<task>]`, so it is saved in the state_dict but can no longer be optimised. A task with no
 state of its own (the one that trained the backbone, or one never seen) uses the plain backbone and
 the classifier the model came with.
+
+A finished task's masked weight is computed once and cached, one task per layer (the task being
+evaluated), so inference on it costs what the plain model costs; the cache is rebuilt whenever
+the backbone weight has changed, and it is never saved.
 """
 
 import copy
@@ -72,6 +76,10 @@ class MaskedWeight(TaskLayer):
         super()._init_tasks()
         self.scores = nn.ParameterDict()  # str(task) -> real-valued scores, only while the task trains
         self.threshold = THRESHOLD
+        self._cached = None  # (task, weight version, masked weight) of the last finished task used
+
+    def __getstate__(self) -> dict:
+        return {**super().__getstate__(), "_cached": None}  # derived, so never saved
 
     def begin_task(self, task: int, mask_init: float, threshold: float) -> None:
         self.threshold = threshold
@@ -95,13 +103,31 @@ class MaskedWeight(TaskLayer):
             return unpack_bits(self.finished[key].mask, self.weight.shape)
         return None
 
+    def masked_fraction(self, task: int) -> float | None:
+        """The fraction of weights that task `task`'s mask switches off, or None without a mask."""
+        mask = self.mask(task)
+        return None if mask is None else 1.0 - mask.float().mean().item()
+
     def task_weight(self) -> torch.Tensor:
         key = str(self.active_task)
         if key in self.scores:
             return self.weight * BinarizeSTE.apply(self.scores[key], self.threshold)
         if key in self.finished:
-            return self.weight * unpack_bits(self.finished[key].mask, self.weight.shape).to(self.weight.dtype)
+            return self._finished_weight(key)
         return self.weight
+
+    def unpacked_weight(self, key: str) -> torch.Tensor:
+        """A finished task's masked weight, unpacked from its bits (what the cache holds)."""
+        return self.weight * unpack_bits(self.finished[key].mask, self.weight.shape).to(self.weight.dtype)
+
+    def _finished_weight(self, key: str) -> torch.Tensor:
+        if self.weight.requires_grad and torch.is_grad_enabled():  # the backbone still trains: nothing to cache
+            return self.unpacked_weight(key)
+        stamp = (key, self.weight._version, self.weight.device, self.weight.dtype)
+        if self._cached is None or self._cached[0] != stamp:
+            with torch.no_grad():
+                self._cached = (stamp, self.unpacked_weight(key))
+        return self._cached[1]
 
 
 class MaskedLinear(MaskedWeight, nn.Linear):
@@ -254,10 +280,29 @@ class PiggybackNet(MultiTaskModule):
         """The containers of every finished task's tensors: packed masks, heads, per-task BatchNorm."""
         return [layer.finished for layer in self.task_layers()]
 
-    def begin_task(self, task: int, *, dense: bool = False, mask_init: float = MASK_INIT,
+    def mask_scores(self) -> list[nn.Parameter]:
+        """The real-valued mask scores of the task being trained (empty if it learns no mask)."""
+        return [score for layer in self.task_layers(MaskedWeight) for score in layer.scores.values()]
+
+    def mask_sparsity(self) -> dict[int, dict]:
+        """For each finished task with masks: the fraction of weights its mask switches off, per
+        masked layer (by name) and over all of them (`total`, weighted by the layers' sizes)."""
+        layers = {name: m for name, m in self.model.named_modules() if isinstance(m, MaskedWeight)}
+        report = {}
+        for task in sorted(self.finished_tasks):
+            fractions = {name: layer.masked_fraction(task) for name, layer in layers.items()}
+            if all(f is None for f in fractions.values()):
+                continue  # trained the backbone, or learned no mask
+            sizes = {name: layers[name].weight.numel() for name in fractions}
+            total = sum(fractions[n] * sizes[n] for n in fractions) / sum(sizes.values())
+            report[task] = {"layers": fractions, "total": total}
+        return report
+
+    def begin_task(self, task: int, *, dense: bool = False, masks: bool = True, mask_init: float = MASK_INIT,
                    threshold: float = THRESHOLD, per_task_bn: bool = False) -> None:
         """Create task `task`'s trainable state. `dense` trains the backbone itself (the first task,
-        unless the backbone is pretrained); otherwise the backbone is frozen and the task learns masks."""
+        unless the backbone is pretrained); otherwise the backbone is frozen and the task learns
+        masks, or, with `masks=False`, only its head (the heads-only control)."""
         if task in self.finished_tasks:
             raise ValueError(f"piggyback: task {task} has already been trained; its masks are packed")
         if dense and self.backbone_frozen:
@@ -270,7 +315,7 @@ class PiggybackNet(MultiTaskModule):
                 bn.backbone_frozen = True
                 if per_task_bn:
                     bn.begin_task(task)
-            for layer in self.task_layers(MaskedWeight):
+            for layer in self.task_layers(MaskedWeight) if masks else ():
                 layer.begin_task(task, mask_init, threshold)
         self.heads.begin_task(task)
 

@@ -2,11 +2,16 @@
 the experiences. The first experience trains the backbone as usual (skipped with `pretrained=True`);
 every later one freezes it and trains only its own binary masks and head. Finished tasks are packed
 and kept as buffers, so nothing of an old task can change and forgetting is zero by construction.
+
+The mask scores are trained by the plugin's own optimizer, the paper's Adam at lr 1e-4 by default,
+whatever the strategy's optimizer does for the heads: scores that start at 1e-2 must move by 5e-3
+to switch a weight off, which plain SGD at the usual learning rates never does.
 """
 
 import math
 from typing import Any
 
+import torch
 from avalanche.training.plugins import SupervisedPlugin
 from avalanche.training.templates import SupervisedTemplate
 
@@ -17,8 +22,15 @@ _NEED_TASK_LABELS = ("Piggyback needs task labels: it learns one mask per task a
                      "e.g. nc_benchmark(..., task_labels=True) or SplitMNIST(..., return_task_id=True)).")
 
 
-def options_problem(mask_init: float, threshold: float) -> str | None:
+MASK_OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+MASK_OPTIMIZER = "adam"  # the paper's...
+MASK_LR = 1e-4  # ...and its learning rate
+
+
+def options_problem(mask_init: float, threshold: float, mask_lr: float = MASK_LR) -> str | None:
     """What is wrong with the mask options, or None."""
+    if not (math.isfinite(mask_lr) and mask_lr > 0):
+        return f"mask_lr ({mask_lr}) must be a positive number"
     if not (math.isfinite(mask_init) and math.isfinite(threshold)):
         return f"mask_init ({mask_init}) and threshold ({threshold}) must be finite"
     if mask_init <= threshold:
@@ -34,17 +46,25 @@ class PiggybackPlugin(SupervisedPlugin):
     :param threshold: scores above it keep their weight.
     :param per_task_bn: give each masked task its own BatchNorm (default: BatchNorm stays frozen).
     :param pretrained: the backbone is already trained: mask it from the first experience on.
+    :param mask_optimizer: "adam" or "sgd", the optimizer of the mask scores (the heads keep the strategy's).
+    :param mask_lr: its learning rate.
+    :param masks: learn masks; False trains only each task's head on the frozen backbone (a control).
     """
 
     def __init__(self, mask_init: float = MASK_INIT, threshold: float = THRESHOLD, per_task_bn: bool = False,
-                 pretrained: bool = False) -> None:
+                 pretrained: bool = False, mask_optimizer: str = MASK_OPTIMIZER, mask_lr: float = MASK_LR,
+                 masks: bool = True) -> None:
         super().__init__()
-        problem = options_problem(mask_init, threshold)
+        problem = options_problem(mask_init, threshold, mask_lr)
+        if mask_optimizer not in MASK_OPTIMIZERS:
+            problem = f"mask_optimizer must be one of {sorted(MASK_OPTIMIZERS)}, got {mask_optimizer!r}"
         if problem:
             raise ValueError(problem)
         self.mask_init, self.threshold = mask_init, threshold
         self.per_task_bn, self.pretrained = per_task_bn, pretrained
+        self.mask_optimizer, self.mask_lr, self.masks = mask_optimizer, mask_lr, masks
         self.task = None  # the task being trained
+        self.optimizer = None  # the mask scores' optimizer while a task trains masks
 
     @staticmethod
     def _net(strategy: SupervisedTemplate) -> PiggybackNet:
@@ -69,11 +89,24 @@ class PiggybackPlugin(SupervisedPlugin):
         net = self._net(strategy)
         self.task = self._experience_task(strategy.experience, net)
         dense = not self.pretrained and not net.finished_tasks
-        net.begin_task(self.task, dense=dense, mask_init=self.mask_init, threshold=self.threshold,
+        net.begin_task(self.task, dense=dense, masks=self.masks, mask_init=self.mask_init, threshold=self.threshold,
                        per_task_bn=self.per_task_bn)
         # The new task's scores and head are new parameters and the last task's are gone: Avalanche's
         # optimizer update adds the former, drops the latter, and starts from a fresh optimizer state.
         strategy.make_optimizer(reset_optimizer_state=True, remove_params=True)
+        scores = net.mask_scores()
+        self.optimizer = MASK_OPTIMIZERS[self.mask_optimizer](scores, lr=self.mask_lr) if scores else None
+        # ...and then takes the scores back out: they are the mask optimizer's alone.
+        owned = {id(score) for score in scores}
+        for group in strategy.optimizer.param_groups:
+            group["params"] = [p for p in group["params"] if id(p) not in owned]
+        strategy.optimized_param_id = {name: p for name, p in strategy.optimized_param_id.items()
+                                       if id(p) not in owned}
+
+    def after_update(self, strategy: SupervisedTemplate, *args: Any, **kwargs: Any) -> None:
+        if self.optimizer is not None:
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
 
     def before_training_iteration(self, strategy: SupervisedTemplate, *args: Any, **kwargs: Any) -> None:
         batch = strategy.mbatch
@@ -84,7 +117,7 @@ class PiggybackPlugin(SupervisedPlugin):
 
     def after_training_exp(self, strategy: SupervisedTemplate, *args: Any, **kwargs: Any) -> None:
         self._net(strategy).end_task(self.task)
-        self.task = None
+        self.task, self.optimizer = None, None
 
     def before_eval_exp(self, strategy: SupervisedTemplate, *args: Any, **kwargs: Any) -> None:
         if not getattr(strategy.experience, "task_labels", None):

@@ -53,3 +53,27 @@ def test_conversion_keeps_training_mode_batchnorm_until_the_backbone_is_frozen()
     x = torch.randn(6, 1, 8, 8)
     assert torch.equal(net(x, 0), original(x))
     assert torch.equal(net.model.features[1].source.running_mean, original.features[1].running_mean)
+
+
+def test_inference_from_the_cached_masked_weight_equals_inference_from_the_unpacked_one():
+    torch.manual_seed(0)
+    net = piggyback(digits_mlp())
+    net.begin_task(0, dense=True)
+    net.end_task(0)
+    net.begin_task(1)
+    layers = net.task_layers(MaskedWeight)
+    with torch.no_grad():
+        for layer in layers:  # about half the weights switched off
+            layer.scores["1"].copy_(torch.rand_like(layer.scores["1"]) * 2 * THRESHOLD)
+    net.end_task(1)
+    x = torch.rand(9, 1, 8, 8)
+    net.eval()
+    with torch.no_grad():
+        first, second = net(x, 1), net(x, 1)  # the second from the cache
+        assert all(torch.equal(layer._cached[1], layer.unpacked_weight("1")) for layer in layers)
+        assert torch.equal(first, second)
+        unpacked = nn.functional.linear(x.flatten(1), layers[0].unpacked_weight("1"), layers[0].bias)
+        cached = nn.functional.linear(x.flatten(1), layers[0].task_weight(), layers[0].bias)
+        assert torch.equal(cached, unpacked)
+        layers[0].weight.mul_(2.0)  # a changed backbone is never served from a stale cache
+        assert torch.equal(layers[0].task_weight(), layers[0].unpacked_weight("1"))

@@ -80,7 +80,7 @@ def digits_run():
     benchmark = build_benchmark("split_digits", "task-il", {})
     net = piggyback(digits_mlp())
     recorder = Recorder()
-    strategy = make_strategy(net, recorder)
+    strategy = make_strategy(net, recorder, mask_lr=1e-3)  # masks learned within 2 epochs
     tests = [(next(iter(DataLoader(exp.dataset, batch_size=len(exp.dataset))))[0], exp.task_labels[0])
              for exp in benchmark.test_stream]
     backbones, outputs = [], []
@@ -205,11 +205,77 @@ def test_mask_options_are_checked():
                           load_scenario("split_digits_til").training)
 
 
-def test_runner_gives_exactly_zero_backward_transfer(tmp_path):
+def test_the_default_mask_optimizer_switches_weights_off_within_one_short_task():
+    """The paper's Adam at lr 1e-4 from scores of 1e-2: one task of 10 epochs on split_digits
+    (about 100 steps) moves the scores and switches a measurable fraction of weights off."""
+    torch.manual_seed(0)
+    benchmark = build_benchmark("split_digits", "task-il", {})
+    net = piggyback(SimpleMLP(num_classes=10, input_size=64, hidden_size=100, hidden_layers=2, drop_rate=0.0))
+    strategy = make_strategy(net, epochs=10)
+    for exp in benchmark.train_stream[:2]:
+        strategy.train(exp)
+    plugin = next(p for p in strategy.plugins if isinstance(p, PiggybackPlugin))
+    assert (plugin.mask_optimizer, plugin.mask_lr, plugin.mask_init, plugin.threshold) == ("adam", 1e-4, 1e-2, 5e-3)
+    sparsity = net.mask_sparsity()
+    assert list(sparsity) == [1]  # task 0 trained the backbone
+    assert sparsity[1]["total"] > 1e-3 and all(0 < f < 0.1 for f in sparsity[1]["layers"].values())
+
+
+class OptimizerRecorder(SupervisedPlugin):
+    """Placed after PiggybackPlugin: what each optimizer holds while task 1 trains."""
+
+    def before_training_iteration(self, strategy, **kwargs):
+        plugin = next(p for p in strategy.plugins if isinstance(p, PiggybackPlugin))
+        if plugin.optimizer is None:  # task 0 trains the backbone: no masks
+            return
+        self.strategy_params = {id(p) for g in strategy.optimizer.param_groups for p in g["params"]}
+        self.mask_params = {id(p) for g in plugin.optimizer.param_groups for p in g["params"]}
+        self.mask_optimizer = plugin.optimizer
+        self.scores = {id(p) for p in strategy.model.mask_scores()}
+        self.head = {id(p) for p in strategy.model.heads.trainable.parameters()}
+
+
+def test_the_scores_are_the_mask_optimizers_alone_and_the_heads_the_strategys():
+    torch.manual_seed(0)
+    benchmark = build_benchmark("split_digits", "task-il", {})
+    net = piggyback(digits_mlp())
+    recorder = OptimizerRecorder()
+    strategy = Naive(model=net, optimizer=torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9),
+                     criterion=nn.CrossEntropyLoss(), train_mb_size=32, train_epochs=1,
+                     plugins=[PiggybackPlugin(), recorder], evaluator=EvaluationPlugin())
+    strategy.train(benchmark.train_stream[0])
+    strategy.train(benchmark.train_stream[1])
+    assert recorder.scores and recorder.mask_params == recorder.scores
+    assert isinstance(recorder.mask_optimizer, torch.optim.Adam)
+    assert recorder.mask_optimizer.param_groups[0]["lr"] == 1e-4
+    assert not recorder.scores & recorder.strategy_params  # never stepped by the strategy's SGD...
+    assert recorder.head and recorder.head <= recorder.strategy_params  # ...which trains the head
+
+
+def test_the_heads_only_control_learns_no_mask_and_leaves_the_backbone_alone():
+    torch.manual_seed(0)
+    benchmark = build_benchmark("split_digits", "task-il", {})
+    net = piggyback(digits_mlp())
+    strategy = make_strategy(net, epochs=1, masks=False)
+    strategy.train(benchmark.train_stream[0])
+    before = backbone(net)
+    for exp in benchmark.train_stream[1:3]:
+        strategy.train(exp)
+    assert net.mask_sparsity() == {} and not net.mask_scores()
+    assert all(torch.equal(backbone(net)[n], before[n]) for n in before)
+    assert net.finished_tasks == {0, 1, 2}  # each task kept its own head
+
+
+def test_runner_gives_exactly_zero_backward_transfer_and_reports_mask_sparsity(tmp_path):
     results = run_scenario(load_scenario("split_digits_til"), tmp_path, strategies=["piggyback"], seeds=[0],
                            epochs=2, progress=False)
     r = results["strategies"]["piggyback"]
     assert r["bwt"] == 0.0
     assert r["acc"] > 0.8
+    run = r["per_seed"][0]
+    assert set(run["mask_sparsity"]) <= {"1", "2", "3", "4"}
+    totals = [task["total"] for task in run["mask_sparsity"].values()]
+    assert all(0 <= t <= 1 for t in totals)
+    assert r["mask_off"] == (sum(totals) / len(totals) if totals else None)
     # 4 masked tasks x (64*100 + 100*100) bits, and 5 heads of 100*2 + 2 floats, over 5 tasks.
     assert r["extra_state_bytes_per_task"] == (4 * (64 * 100 + 100 * 100) // 8 + 5 * 202 * 4) // 5
