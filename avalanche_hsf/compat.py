@@ -44,6 +44,19 @@ tensor of exactly 0.0 (a minibatch fit perfectly, which float32 cross-entropy re
 confident logits) is falsy, so training stops with "ValueError: Loss is not available". The
 penalty is the same sum over the same parameters in the same order, so every run that never met
 the fault gives the same numbers; the check becomes `strategy.loss is None`.
+
+wandb-api: Avalanche's `WandBLogger` uses two names that recent wandb releases (0.31.0 here) no
+longer have. `before_run` calls `wandb.util.generate_id()` to name the run, so the logger cannot
+even be built ("module 'wandb.util' has no attribute 'generate_id'"), and `log_single_metric`
+names `wandb.viz.CustomChart` for every metric, so every log call fails with "module 'wandb' has
+no attribute 'viz'" (Avalanche issue #1674). Both still exist elsewhere in wandb:
+`wandb.plot.CustomChart` and `wandb.sdk.lib.runid.generate_id`. The logger's `import_wandb` gives
+it wandb seen with the two old names pointing there; wandb itself is not changed.
+
+csv-logger-pickle: Avalanche's `CSVLogger` holds its two open files, so a strategy that logs to
+CSV cannot be saved with `save_checkpoint` ("cannot pickle '_io.TextIOWrapper' object"). The
+logger is given `__getstate__` and `__setstate__` that leave the files out and open them again
+for appending on load, as Avalanche's `TensorboardLogger` opens a new writer in its folder.
 """
 
 import inspect
@@ -51,6 +64,7 @@ import logging
 import os
 import pickle
 import sys
+import tempfile
 import types
 import warnings
 from collections.abc import Callable
@@ -62,6 +76,7 @@ import torch
 import torch.optim
 import typing_extensions
 from avalanche.benchmarks.utils import AvalancheDataset
+from avalanche.logging import CSVLogger, WandBLogger
 from avalanche.models.packnet import PackNetModel, WeightAndBiasPackNetModule
 from avalanche.training.plugins import MASPlugin
 from avalanche.training.plugins.agem import AGEMPlugin
@@ -237,6 +252,88 @@ def _accept_a_zero_loss_in_mas() -> None:
     MASPlugin.before_backward = _mas_before_backward
 
 
+# --- wandb-api -------------------------------------------------------------------------------------
+
+class _Overlay:
+    """`target` seen with some attributes added or replaced; every other attribute is `target`'s."""
+
+    def __init__(self, target: Any, **attributes: Any) -> None:
+        self.__dict__.update(attributes, _target=target)
+
+    def __getattr__(self, name: str) -> Any:  # called only for what the overlay does not hold
+        return getattr(self.__dict__["_target"], name)
+
+
+def _wandb_logger_fails() -> bool:
+    """Whether `WandBLogger` fails to start a run or to log a number with the installed wandb; the
+    check starts no run and logs nothing."""
+    def nothing(*args: Any, **kwargs: Any) -> None:
+        return None
+
+    logger = WandBLogger.__new__(WandBLogger)  # not initialised: `__init__` would start a W&B run
+    logger.import_wandb()
+    logger.wandb = _Overlay(logger.wandb, init=nothing, log=nothing, run=types.SimpleNamespace(_label=nothing))
+    logger.init_kwargs, logger.log_artifacts = {}, False
+    try:
+        logger.before_run()
+        logger.log_single_metric("probe", 1.0, 0)
+    except AttributeError as err:
+        return "viz" in str(err) or "generate_id" in str(err)
+    return False
+
+
+def _wandb_with_old_names(wandb: Any) -> Any:
+    old = {}
+    if not hasattr(wandb, "viz"):
+        old["viz"] = types.SimpleNamespace(CustomChart=wandb.plot.CustomChart)
+    if not hasattr(wandb.util, "generate_id"):
+        from wandb.sdk.lib.runid import generate_id
+        old["util"] = _Overlay(wandb.util, generate_id=generate_id)
+    return _Overlay(wandb, **old) if old else wandb
+
+
+def _give_wandb_logger_old_names() -> None:
+    import_wandb = WandBLogger.import_wandb
+
+    def import_wandb_with_old_names(self: WandBLogger) -> None:
+        import_wandb(self)
+        self.wandb = _wandb_with_old_names(self.wandb)
+
+    WandBLogger.import_wandb = import_wandb_with_old_names
+
+
+# --- csv-logger-pickle ------------------------------------------------------------------------------
+
+_CSV_FILES = {"training_file": "training_results.csv", "eval_file": "eval_results.csv"}  # as CSVLogger names them
+
+
+def _csv_logger_unpicklable() -> bool:
+    with tempfile.TemporaryDirectory() as folder:
+        logger = CSVLogger(folder)
+        try:
+            pickle.dumps(logger)
+        except TypeError:
+            return True
+        finally:
+            logger.close()
+    return False
+
+
+def _csv_getstate(self: CSVLogger) -> dict:
+    return {key: value for key, value in self.__dict__.items() if key not in _CSV_FILES}
+
+
+def _csv_setstate(self: CSVLogger, state: dict) -> None:
+    self.__dict__.update(state)
+    for attribute, name in _CSV_FILES.items():
+        setattr(self, attribute, open(os.path.join(self.log_folder, name), "a"))
+
+
+def _make_csv_logger_picklable() -> None:
+    CSVLogger.__getstate__ = _csv_getstate
+    CSVLogger.__setstate__ = _csv_setstate
+
+
 FIXES = (
     Fix("si-weight-copy", "SynapticIntelligencePlugin.extract_weights stores copies, not views, of the weights",
         {"avalanche-lib": "==0.6.*"}, _si_stores_views, _copy_si_weights),
@@ -250,6 +347,11 @@ FIXES = (
         {"avalanche-lib": "==0.6.*"}, _packnet_loses_its_gradient_mask, _register_packnet_hooks_on_load),
     Fix("mas-zero-loss", "MASPlugin accepts a loss of exactly 0.0 instead of stopping with 'Loss is not available'",
         {"avalanche-lib": "==0.6.*"}, _mas_refuses_a_zero_loss, _accept_a_zero_loss_in_mas),
+    # Which wandb releases lack the two names is not pinned here (0.31.0 does); the check decides.
+    Fix("wandb-api", "WandBLogger finds wandb.viz.CustomChart and wandb.util.generate_id where wandb now keeps them",
+        {"avalanche-lib": "==0.6.*", "wandb": ">0"}, _wandb_logger_fails, _give_wandb_logger_old_names),
+    Fix("csv-logger-pickle", "CSVLogger pickles without its open files and reopens them for appending on load",
+        {"avalanche-lib": "==0.6.*"}, _csv_logger_unpicklable, _make_csv_logger_picklable),
 )
 
 applied: list[str] = []  # names of the fixes applied in this process

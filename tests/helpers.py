@@ -139,3 +139,35 @@ class TinyBNNet(nn.Module):
 
 def digits_mlp():
     return SimpleMLP(num_classes=2, input_size=64, hidden_size=32, hidden_layers=2)
+
+
+# --- W&B's offline files ---------------------------------------------------------------------
+
+def wandb_offline_history(folder: Path) -> list[dict]:
+    """The history rows (`wandb.log` calls) of the one offline run under `folder`, read from its
+    `run-<id>.wandb` file. wandb 0.31 ships no reader for it in Python, so this follows its format:
+    a 7-byte header (":W&B", magic, version), then LevelDB-log records (crc32, length, type) in
+    32 KiB blocks, each record's data (or the pieces of it) a `Record` protobuf."""
+    import struct
+
+    from wandb.proto import wandb_internal_pb2
+
+    (path,) = Path(folder).glob("wandb/offline-run-*/run-*.wandb")
+    data, block, header = path.read_bytes(), 32768, 7
+    assert data[:4] == b":W&B"
+    rows, offset, pieces = [], header, b""
+    while offset + header <= len(data):
+        if block - offset % block < header:  # too little room left in the block for a header: padding
+            offset += block - offset % block
+            continue
+        _, length, kind = struct.unpack("<IHB", data[offset:offset + header])
+        pieces += data[offset + header:offset + header + length]
+        offset += header + length
+        if kind in (1, 4):  # a whole record, or the last piece of one
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pieces)
+            pieces = b""
+            if record.WhichOneof("record_type") == "history":
+                rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                             for item in record.history.item})
+    return rows

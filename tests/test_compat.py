@@ -12,6 +12,7 @@ import dill
 import pytest
 import torch
 from avalanche.benchmarks.utils import AvalancheDataset
+from avalanche.logging import CSVLogger, WandBLogger
 from avalanche.training import SynapticIntelligence
 from avalanche.training.plugins import MASPlugin
 from avalanche.training.plugins.agem import AGEMPlugin
@@ -22,6 +23,7 @@ from avalanche_hsf import compat
 from avalanche_hsf.lab.benchmarks import build_benchmark
 from avalanche_hsf.lab.models import build_model
 from avalanche_hsf.lab.spec import ModelSpec
+from tests.helpers import wandb_offline_history
 
 # Imports the package with the fixes' variable set as given, then reports what the fixes saw and did.
 PROBE = """
@@ -55,11 +57,12 @@ def test_the_variable_turns_fixes_off_and_the_faults_stay():
     assert report["applied"] == [] and logs == []
     assert all(report["fault_present"].values())  # what the fixes exist for
     report, _ = probe("si-weight-copy")
-    assert report["applied"] == ["optim-submodules", "sentinel-pickle", "agem-pickle", "packnet-hooks", "mas-zero-loss"]
+    assert report["applied"] == ["optim-submodules", "sentinel-pickle", "agem-pickle", "packnet-hooks", "mas-zero-loss",
+                                 "wandb-api", "csv-logger-pickle"]
     assert report["fault_present"]["si-weight-copy"]
     report, _ = probe("agem-pickle")
     assert report["applied"] == ["si-weight-copy", "optim-submodules", "sentinel-pickle", "packnet-hooks",
-                                 "mas-zero-loss"]
+                                 "mas-zero-loss", "wandb-api", "csv-logger-pickle"]
     assert report["fault_present"]["agem-pickle"]
 
 
@@ -111,3 +114,30 @@ def test_mas_trains_through_a_perfectly_fit_minibatch():
     plugin.before_backward(strategy)
     expected = sum((p ** 2).sum() for p in layer.parameters())
     assert strategy.loss.item() == pytest.approx(expected.item()) and strategy.loss.item() > 0
+
+
+def test_wandb_logger_logs_offline(tmp_path, monkeypatch):
+    """Avalanche's own WandBLogger, offline (no account, no network), starts its run and logs a
+    number and an image; both are in the offline run's file."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    logger = WandBLogger(project_name="compat", run_name="probe", dir=str(tmp_path), save_code=False,
+                         params={"mode": "offline"})
+    try:
+        logger.log_single_metric("StreamBWT/eval_phase/test_stream", -0.25, 3)
+        logger.log_single_metric("StreamBWT/eval_phase/test_stream", 0.5, 7)
+    finally:
+        logger.wandb.finish()
+    rows = wandb_offline_history(tmp_path)
+    assert [(row["_step"], row["StreamBWT/eval_phase/test_stream"]) for row in rows] == [(3, -0.25), (7, 0.5)]
+
+
+def test_csv_logger_pickles_and_appends_after_loading(tmp_path):
+    logger = CSVLogger(str(tmp_path))
+    logger.print_eval_metrics(0, 0, 0.5, 1.0, 0)
+    loaded = dill.loads(dill.dumps(logger))  # as save_checkpoint pickles it
+    logger.close()
+    loaded.print_eval_metrics(1, 0, 0.25, 2.0, 0)
+    loaded.close()
+    assert (tmp_path / "eval_results.csv").read_text().splitlines() == [
+        "eval_exp,training_exp,eval_accuracy,eval_loss,forgetting", "0,0,0.5000,1.0000,0", "1,0,0.2500,2.0000,0"]

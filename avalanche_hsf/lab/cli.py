@@ -5,6 +5,7 @@ import contextlib
 import os
 import sys
 import warnings
+from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
@@ -12,9 +13,11 @@ import torch
 from ..errors import DivergedError, UserError
 from .benchmarks import BENCHMARKS
 from .executors import Preempted, available_cores, make_executor, sigterm_raises_preempted
+from .loggers import LOGGERS, WANDB_MODES
 from .params import COUNT, SEED, Range
 from .results import format_table
 from .scenario import load_scenario, shipped_scenarios
+from .spec import LoggingSpec, spec_defaults, spec_rules
 from .strategies import STRATEGIES
 from .sweep import merge, run_scenario
 from .tune import DEFAULT_TRIALS, TUNING_SEEDS, format_tuning, tune_scenario
@@ -72,6 +75,13 @@ def _name_list(text: str) -> list[str]:
     return names
 
 
+def _logger_names(text: str) -> str:
+    problem = spec_rules(LoggingSpec)["loggers"].problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(f"expected {problem}, got {text!r}")
+    return text
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line and exit 2, as for every other bad input
         self.exit(2, f"{self.prog}: error: {_one_line(message)}\n")
@@ -115,6 +125,15 @@ def make_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--verbose", action="store_true", help="also write Avalanche's per-metric log to each run's "
                      "log.txt")
+    # Each overrides its key in the scenario's [logging] table, whose defaults are LoggingSpec's.
+    logging_defaults = spec_defaults(LoggingSpec)
+    run.add_argument("--loggers", type=_logger_names, help=f"comma-separated, from {', '.join(LOGGERS)} "
+                     f"(default: the scenario's, else {logging_defaults['loggers']})")
+    run.add_argument("--wandb-project", help=f"W&B project (default: {logging_defaults['wandb_project']})")
+    run.add_argument("--wandb-entity", help="W&B entity, a user or team (default: W&B's own)")
+    run.add_argument("--wandb-group", help="W&B group of the runs (default: the scenario's name)")
+    run.add_argument("--wandb-mode", choices=WANDB_MODES, help=f"default: {logging_defaults['wandb_mode']}; "
+                     "offline writes files only, with no account or network (`wandb sync` uploads them later)")
     report = sub.add_parser("report", help="rebuild results.json, the plots and the table from a folder's run records")
     report.add_argument("folder", help="a scenario's output folder, e.g. runs/split_digits_til")
     tune = sub.add_parser("tune", help="choose each strategy's hyperparameters on the validation stream",
@@ -164,15 +183,21 @@ def _executor(args):
                                             args.cpus_per_run, args.gpus_per_run, on_restart=_worker_died))
 
 
+def _with_logging_options(scenario, args):
+    """The scenario with the `--loggers` and `--wandb-*` options that were given."""
+    given = {f.name: getattr(args, f.name) for f in fields(LoggingSpec) if getattr(args, f.name) is not None}
+    return replace(scenario, logging=replace(scenario.logging, **given))
+
+
 def _run(args) -> None:
-    scenario = load_scenario(args.scenario)
+    scenario = _with_logging_options(load_scenario(args.scenario), args)
     with _executor(args) as executor:
         results = run_scenario(scenario, args.out, strategies=args.strategies, seeds=args.seeds, epochs=args.epochs,
                                dataset_root=args.dataset_root, device=args.device, verbose=args.verbose,
                                progress=not args.quiet, checkpoint_dir=args.checkpoint_dir,
                                deterministic=args.deterministic, executor=executor)
     print(format_table(results))
-    print(f"results, plots and TensorBoard logs: {os.path.join(args.out, scenario.name)}")
+    print(f"results, plots and logs ({scenario.logging.loggers}): {os.path.join(args.out, scenario.name)}")
 
 
 def _report(args) -> None:

@@ -39,7 +39,19 @@ class OneOf:
         return None if value in self.choices else f"one of {', '.join(map(str, self.choices))}"
 
 
-Rule = Range | OneOf
+@dataclass(frozen=True)
+class Names:
+    """A comma-separated list of one or more names, each one of `choices`."""
+    choices: tuple
+
+    def problem(self, value) -> str | None:
+        names = [name.strip() for name in value.split(",")]
+        if all(name in self.choices for name in names):
+            return None
+        return f"comma-separated names from {', '.join(self.choices)}"
+
+
+Rule = Range | OneOf | Names
 
 COUNT = Range(1)
 NON_NEGATIVE = Range(0)  # a weight or size where 0 switches the thing off

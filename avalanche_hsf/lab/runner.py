@@ -28,6 +28,7 @@ from . import metrics
 from .benchmarks import BENCHMARKS, build_benchmark
 from .calibration import final_test_pass
 from .checkpoint import RunCheckpoint, RunProgress
+from .loggers import close_loggers, live_metrics, make_loggers
 from .models import build_model
 from .plots import matrix_figure
 from .resources import peak_rss_mb, reset_peak_rss
@@ -103,10 +104,10 @@ def run_strategy_seed(scenario: Scenario, benchmark, strategy_name: str, seed: i
     """Train one strategy on one seed; returns its accuracy matrix and measurements.
 
     The matrix is scored on the benchmark's `split` stream: "test" for reported results, "valid"
-    for tuning, when the test stream is never evaluated. With `log_dir`, TensorBoard logs go
-    there. With `checkpoint_path`, the run resumes from the last experience saved there and saves
-    after every training experience; a strategy that cannot be saved is an error if
-    `checkpoint_required`, else it runs without checkpoints."""
+    for tuning, when the test stream is never evaluated. With `log_dir`, the loggers that
+    `scenario.logging` names write there. With `checkpoint_path`, the run resumes from the last
+    experience saved there and saves after every training experience; a strategy that cannot be
+    saved is an error if `checkpoint_required`, else it runs without checkpoints."""
     RNGManager.set_random_seeds(seed)
     entry = STRATEGIES[strategy_name]
     hparams = run_hparams(scenario, strategy_name)
@@ -122,9 +123,14 @@ def run_strategy_seed(scenario: Scenario, benchmark, strategy_name: str, seed: i
     else:
         model = build_model(scenario.model, input_shape, num_outputs,
                             multi_head=scenario.setting == "task-il" and entry.multi_head)
-    loggers = [TensorboardLogger(tb_log_dir=str(log_dir))] if log_dir is not None else []
-    loggers += [InteractiveLogger()] if verbose else []
-    scores = [] if regression else [accuracy_metrics(epoch=True, experience=True, stream=True)]
+    config = run_config(scenario, strategy_name, seed)
+    # A run that resumes gets back the loggers it was saved with, in the checkpoint: new ones would
+    # start their files (CSV) and runs (W&B) over.
+    resuming = checkpoint_path is not None and checkpoint_path.exists()
+    loggers = [] if log_dir is None or resuming else make_loggers(
+        scenario.logging, log_dir, f"{strategy_name}/seed{seed}", scenario.name, config)
+    loggers += [InteractiveLogger()] if verbose and not resuming else []
+    scores = [] if regression else [accuracy_metrics(epoch=True, experience=True, stream=True), *live_metrics()]
     evaluator = EvaluationPlugin(*scores, loss_metrics(epoch=True, experience=True, stream=True),
                                  loggers=loggers)
     trained = TrainedParameters()
@@ -137,7 +143,6 @@ def run_strategy_seed(scenario: Scenario, benchmark, strategy_name: str, seed: i
     )
 
     reset_peak_rss()
-    config = run_config(scenario, strategy_name, seed)
     checkpoint = RunCheckpoint(checkpoint_path, config, checkpoint_required) if checkpoint_path else None
     run = checkpoint.restore(strategy, device) if checkpoint else RunProgress(config)
     trained = next(p for p in strategy.plugins if isinstance(p, TrainedParameters))  # restored with the strategy
@@ -180,9 +185,9 @@ def run_strategy_seed(scenario: Scenario, benchmark, strategy_name: str, seed: i
         result.update(entry.report(strategy))
     if hasattr(strategy.model, "compression_ratio"):  # HSF: hypernetwork / generated target parameters
         result["compression_ratio"] = strategy.model.compression_ratio
-    if log_dir is not None:
-        tb_logger = next(log for log in strategy.evaluator.loggers if isinstance(log, TensorboardLogger))
+    for tb_logger in (log for log in strategy.evaluator.loggers if isinstance(log, TensorboardLogger)):
         _log_summary(tb_logger, result, strategy_name, scenario, regression)
+    close_loggers(strategy.evaluator.loggers)
     return result
 
 

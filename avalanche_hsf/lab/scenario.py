@@ -14,7 +14,7 @@ from pathlib import Path
 from ..errors import UserError
 from .benchmarks import BENCHMARKS, validate_benchmark
 from .params import SEED, OneOf, check_keys, check_rule, check_value
-from .spec import SETTINGS, ModelSpec, TrainingSpec, fill_spec
+from .spec import SETTINGS, LoggingSpec, ModelSpec, TrainingSpec, fill_spec
 from .strategies import validate_strategy
 
 SCENARIO_PACKAGE = "avalanche_hsf.scenarios"
@@ -29,6 +29,7 @@ class Scenario:
     benchmark_params: dict = field(default_factory=dict)
     model: ModelSpec = ModelSpec()
     training: TrainingSpec = TrainingSpec()
+    logging: LoggingSpec = LoggingSpec()
     strategies: dict = field(default_factory=dict)  # name -> hyperparameters, in file order
     seeds: tuple = (0,)
     description: str = ""
@@ -63,7 +64,7 @@ def load_scenario(name_or_path: str) -> Scenario:
     except (OSError, UnicodeDecodeError) as err:
         raise UserError(f"{path}: cannot read: {err}") from err
 
-    check_keys(raw, ("name", "description", "setting", "seeds", "benchmark", "model", "training",
+    check_keys(raw, ("name", "description", "setting", "seeds", "benchmark", "model", "training", "logging",
                      "strategies"), str(path))
     for key in ("setting", "benchmark"):
         if key not in raw:
@@ -106,6 +107,7 @@ def load_scenario(name_or_path: str) -> Scenario:
         benchmark_params=bench_params,
         model=model,
         training=training,
+        logging=fill_spec(LoggingSpec, raw.get("logging", {}), f"{path}: logging"),
         strategies=strategies,
         seeds=tuple(seeds),
         path=path,

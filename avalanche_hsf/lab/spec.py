@@ -1,10 +1,11 @@
-"""What a scenario's `[model]` and `[training]` tables hold: each field with its default and rule."""
+"""What a scenario's `[model]`, `[training]` and `[logging]` tables hold: each field with its default and rule."""
 
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from .params import COUNT, NON_NEGATIVE, POSITIVE, WIDTH, OneOf, Range, Rule, check_params
+from .loggers import LOGGERS, WANDB_MODES
+from .params import COUNT, NON_NEGATIVE, POSITIVE, WIDTH, Names, OneOf, Range, Rule, check_params
 
 SETTINGS = ("task-il", "class-il", "domain-il")
 
@@ -31,6 +32,20 @@ class TrainingSpec:
     lr: float = _field(0.01, POSITIVE)
     optimizer: str = _field("sgd", OneOf(("sgd", "adam")))
     momentum: float = _field(0.0, Range(0, 1, high_open=True))
+
+
+@dataclass(frozen=True)
+class LoggingSpec:
+    """Where each run logs (`loggers.py`); the `--loggers` and `--wandb-*` options override it."""
+    loggers: str = _field("tensorboard", Names(LOGGERS))  # comma-separated, as on the command line
+    wandb_project: str = _field("avalanche-hsf")
+    wandb_entity: str = _field("")  # "": W&B's default entity
+    wandb_group: str = _field("")  # "": the scenario's name
+    wandb_mode: str = _field("offline", OneOf(WANDB_MODES))
+
+    @property
+    def names(self) -> tuple:
+        return tuple(name.strip() for name in self.loggers.split(","))
 
 
 def spec_defaults(spec_type) -> dict:
