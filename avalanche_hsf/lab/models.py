@@ -1,16 +1,20 @@
 """A scenario's `[model]` table and a strategy's model hyperparameters made into a model.
 
 Avalanche's SimpleMLP or the library's SmallCNN, with one head per task (Avalanche's
-`as_multitask`) in task-IL and a single head otherwise; the seed benchmark's autoencoder; HSF.
-Sizes too large to allocate become a one-line error.
+`as_multitask`) in task-IL and a single head otherwise, optionally pretrained first on classes
+that the stream never shows; the seed benchmark's autoencoder; HSF. Sizes too large to allocate
+become a one-line error.
 """
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import torch
 from avalanche.models import SimpleMLP, as_multitask
 from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader
 
 from ..errors import UserError
 from ..models import SmallCNN, hsf_model, mlp_autoencoder
@@ -35,8 +39,28 @@ def output_size(spec: ModelSpec, needed: int) -> int:
     return spec.num_outputs or needed
 
 
-def build_model(spec: ModelSpec, input_shape, num_outputs: int, multi_head: bool) -> nn.Module:
-    """`num_outputs` is the size of each head (task-IL) or of the single head."""
+def pretrain(model: nn.Module, dataset, epochs: int, batch_size: int,
+             make_optimizer: Callable[[nn.Module], torch.optim.Optimizer], device: str = "cpu") -> None:
+    """Train `model`'s backbone on `dataset` jointly, before the continual stream, through a head of
+    its own that is dropped afterwards (the model keeps its untrained classifier), as a backbone
+    pretrained on another dataset comes without that dataset's classifier. A plain loop, not an
+    Avalanche experience, so that no strategy or plugin sees (or protects) the pretraining task."""
+    classifier = model.classifier
+    model.classifier = nn.Linear(classifier.in_features, max(dataset.targets) + 1)
+    model.to(device).train()
+    optimizer = make_optimizer(model)
+    for _ in range(epochs):
+        for x, y in DataLoader(dataset, batch_size=batch_size, shuffle=True):
+            optimizer.zero_grad()
+            F.cross_entropy(model(x.to(device)), y.to(device)).backward()
+            optimizer.step()
+    model.classifier = classifier.to(device)
+
+
+def build_model(spec: ModelSpec, input_shape, num_outputs: int, multi_head: bool,
+                prepare: Callable[[nn.Module], None] | None = None) -> nn.Module:
+    """`num_outputs` is the size of each head (task-IL) or of the single head. `prepare` (for
+    example pretraining) gets the single-head model before its head is made one per task."""
     num_outputs = output_size(spec, num_outputs)
     if spec.type == "cnn" and (len(input_shape) != 3 or min(input_shape[1:]) < 2):
         raise UserError(f"model.type: 'cnn' needs images of shape (channels, height, width), at least 2x2; "
@@ -49,6 +73,8 @@ def build_model(spec: ModelSpec, input_shape, num_outputs: int, multi_head: bool
                               drop_rate=spec.drop_rate)
         else:
             model = SmallCNN(input_shape[0], num_outputs, spec.hidden_size, spec.drop_rate)
+    if prepare is not None:
+        prepare(model)
     return as_multitask(model, "classifier") if multi_head else model
 
 

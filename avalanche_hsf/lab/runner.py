@@ -29,7 +29,7 @@ from .benchmarks import BENCHMARKS, build_benchmark
 from .calibration import final_test_pass
 from .checkpoint import RunCheckpoint, RunProgress
 from .loggers import close_loggers, live_metrics, make_loggers
-from .models import build_model
+from .models import build_model, pretrain
 from .plots import matrix_figure
 from .resources import peak_rss_mb, reset_peak_rss
 from .scenario import Scenario
@@ -81,6 +81,16 @@ def scenario_benchmark(scenario: Scenario, dataset_root=None):
                                                                               sort_keys=True), dataset_root)
 
 
+def _pretraining(benchmark, training, device):
+    """How a model is pretrained on the benchmark's held-out classes (None if it has none): with the
+    scenario's own optimizer settings, the same for every strategy."""
+    dataset = getattr(benchmark, "pretrain_dataset", None)
+    if dataset is None:
+        return None
+    return lambda model: pretrain(model, dataset, benchmark.pretrain_epochs, training.batch_size,
+                                  make_optimizer_factory(training), device)
+
+
 def run_hparams(scenario: Scenario, strategy_name: str) -> dict:
     """The strategy's full hyperparameters in `scenario`: its defaults, updated by its table."""
     return {**STRATEGIES[strategy_name].defaults_for(scenario.training), **scenario.strategies.get(strategy_name, {})}
@@ -122,7 +132,8 @@ def run_strategy_seed(scenario: Scenario, benchmark, strategy_name: str, seed: i
                                   **{k: hparams[k] for k in entry.model_params})
     else:
         model = build_model(scenario.model, input_shape, num_outputs,
-                            multi_head=scenario.setting == "task-il" and entry.multi_head)
+                            multi_head=scenario.setting == "task-il" and entry.multi_head,
+                            prepare=_pretraining(benchmark, scenario.training, device))
     config = run_config(scenario, strategy_name, seed)
     # A run that resumes gets back the loggers it was saved with, in the checkpoint: new ones would
     # start their files (CSV) and runs (W&B) over.
@@ -227,6 +238,9 @@ def prepare(scenario: Scenario, strategies=None, epochs=None, device: str = "cpu
     for name in strategies:
         validate_strategy(name, scenario.setting, scenario.strategies.get(name, {}), f"strategy {name}",
                           scenario.training)
+        if scenario.benchmark_params.get("pretrain_classes") and STRATEGIES[name].build_model is not None:
+            raise UserError(f"strategy {name}: it builds its own model, which cannot start from the backbone "
+                            "pretrained on benchmark.pretrain_classes; leave it out of this scenario")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA device is available on this machine")
     if deterministic:
