@@ -64,10 +64,11 @@ def state_bytes(holders, exclude=()) -> int:
 
 
 class TrainedParameters(SupervisedPlugin):
-    """Counts the parameters the optimizer trains over a run: every parameter of the model that is
-    in an optimizer parameter group in some training epoch (so HSF's generated target, which only
-    gives shapes, does not count, and every task's Piggyback masks and heads do). Parameters are
-    known by name, which a checkpoint keeps."""
+    """Counts the parameters the optimizers train over a run: every parameter of the model that is
+    in a parameter group of the strategy's optimizer, or of an optimizer a plugin keeps (Piggyback's
+    mask optimizer), in some training epoch. So HSF's generated target, which only gives shapes,
+    does not count, and every task's Piggyback masks and heads do. Parameters are known by name,
+    which a checkpoint keeps."""
 
     def __init__(self):
         super().__init__()
@@ -75,7 +76,9 @@ class TrainedParameters(SupervisedPlugin):
 
     def before_training_epoch(self, strategy, **kwargs):
         names = {id(param): name for name, param in strategy.model.named_parameters()}
-        for group in strategy.optimizer.param_groups:
+        optimizers = [strategy.optimizer, *(value for plugin in strategy.plugins for value in vars(plugin).values()
+                                            if isinstance(value, torch.optim.Optimizer))]
+        for group in (group for optimizer in optimizers for group in optimizer.param_groups):
             for param in group["params"]:
                 if param.requires_grad and id(param) in names:
                     self._seen[names[id(param)]] = param.numel()

@@ -277,5 +277,6 @@ def test_runner_gives_exactly_zero_backward_transfer_and_reports_mask_sparsity(t
     totals = [task["total"] for task in run["mask_sparsity"].values()]
     assert all(0 <= t <= 1 for t in totals)
     assert r["mask_off"] == (sum(totals) / len(totals) if totals else None)
+    assert r["trained_parameters"] > 4 * (64 * 100 + 100 * 100)  # the mask optimizer's scores count too
     # 4 masked tasks x (64*100 + 100*100) bits, and 5 heads of 100*2 + 2 floats, over 5 tasks.
     assert r["extra_state_bytes_per_task"] == (4 * (64 * 100 + 100 * 100) // 8 + 5 * 202 * 4) // 5
