@@ -10,15 +10,18 @@ import sys
 
 from avalanche_hsf.lab.results import human_bytes
 
+MASK = "mask_off"
+
 
 def points(value) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}"
 
 
 def classification(data: dict) -> None:
+    masked = any(r.get("mask_off") is not None for r in data["strategies"].values())  # a column only with masks
     print("| strategy | ACC (mean ± std) | 95% CI | n | BWT | FWT | ECE | task inf. | trained params | "
-          "state / task | time (s) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "state / task |" + (" masked off |" if masked else "") + " time (s) |")
+    print("|---" * (12 if masked else 11) + "|")
     for name, r in data["strategies"].items():
         low, high = r["acc_ci95"] or (None, None)
         interval = "-" if low is None else f"{100 * low:.1f}–{100 * high:.1f}"
@@ -26,7 +29,9 @@ def classification(data: dict) -> None:
         task = points(r["task_inference_acc"]) if "task_inference_acc" in r else "-"
         print(f"| {name} | {100 * r['acc']:.1f} ± {std} | {interval} | {r['n_seeds']} | {points(r['bwt'])} | "
               f"{points(r['fwt'])} | {r.get('ece', float('nan')):.3f} | {task} | {r['trained_parameters']:,} | "
-              f"{human_bytes(r['extra_state_bytes_per_task'])} | {r['train_seconds']:.1f} |")
+              f"{human_bytes(r['extra_state_bytes_per_task'])} |"
+              + (f" {'-' if r.get('mask_off') is None else f'{100 * r[MASK]:.1f}%'} |" if masked else "")
+              + f" {r['train_seconds']:.1f} |")
 
 
 def regression(data: dict) -> None:
