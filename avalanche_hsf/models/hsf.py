@@ -290,6 +290,8 @@ class HSFModel(MultiTaskModule):
         self.infer_task, self.inference = infer_task, inference
         self.training_task, self.training_classes = None, None  # set by HSFPlugin in class-/domain-IL
         self.class_sets = {}  # task id -> global class ids, recorded after each experience
+        # task id -> the class ids its head outputs, in order, recorded by model adaptation (task-IL only)
+        self.head_classes: dict[int, list[int]] = {}
         self.latent_stats = {}  # task id -> (mean, std) of its latent codes, recorded after each experience
         self.reconstruction_var = {}  # task id -> its decoder's mean squared error per input feature, likewise
         self.latent_log_prob = self.reconstruction_error = None  # of the last forward pass, for HSFPlugin
@@ -301,20 +303,44 @@ class HSFModel(MultiTaskModule):
 
     def adaptation(self, experience: Any) -> None:
         if hasattr(experience, "classes_in_this_experience"):
-            return super().adaptation(experience)
+            super().adaptation(experience)
+            self._adapt_classes(experience)
+            return
         # A regression experience has no classes to count: record its task label only.
         DynamicModule.adaptation(self, experience)
         if self.training:
             self.known_train_tasks_labels |= set(experience.task_labels)
 
+    def _adapt_classes(self, experience: Any) -> None:
+        """Record each task's class ids, in the order its head outputs them, and fail here, before
+        training, if the head cannot output them."""
+        classes = sorted(set(experience.classes_in_this_experience))
+        outputs = self.target.num_outputs
+        if self.infer_task:
+            if classes and max(classes) >= outputs:
+                raise ValueError(f"HSF: experience {experience.current_experience} has class ids up to {max(classes)}, "
+                                 f"but the model (infer_task=True) has {outputs} outputs, one per class of all tasks; "
+                                 f"build it with hsf_model(input_shape, {max(classes) + 1}, infer_task=True)")
+            return
+        for task in sorted(set(experience.task_labels)):
+            known = self.head_classes.setdefault(int(task), [])
+            known += [c for c in classes if c not in known]  # appended: a class keeps its output
+            if max(known) >= outputs and len(known) > outputs:
+                hint = ("; without task labels every experience is task 0: for class-incremental learning build "
+                        "it with infer_task=True and one output per class" if task == 0 else "")
+                raise ValueError(f"HSF: task {task} has class ids {known}, {len(known)} classes, but the model's "
+                                 f"head has {outputs} outputs per task; build it with hsf_model(input_shape, "
+                                 f"{len(known)}){hint}")
+
     def get_extra_state(self) -> dict[str, Any]:
         return {"class_sets": self.class_sets, "latent_stats": self.latent_stats,
-                "reconstruction_var": self.reconstruction_var}
+                "reconstruction_var": self.reconstruction_var, "head_classes": self.head_classes}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         self.class_sets = {int(task): list(classes) for task, classes in state["class_sets"].items()}
         self.latent_stats = {int(task): tuple(stats) for task, stats in state["latent_stats"].items()}
         self.reconstruction_var = {int(task): var for task, var in state.get("reconstruction_var", {}).items()}
+        self.head_classes = {int(task): list(classes) for task, classes in state.get("head_classes", {}).items()}
 
     @torch.no_grad()
     def record_latent_stats(self, task: int, inputs: Iterable[torch.Tensor]) -> None:
@@ -377,14 +403,28 @@ class HSFModel(MultiTaskModule):
         if len(tasks) == 1:
             return self.forward_single_task(x, tasks[0])
         outputs = {task: self.forward_single_task(x[task_labels == task], task) for task in tasks}
-        out = x.new_zeros(len(x), max(o.shape[1] for o in outputs.values()))
+        # Tasks whose heads output global class ids differ in width: the missing classes are masked.
+        first = next(iter(outputs.values()))
+        out = first.new_full((len(x), max(o.shape[1] for o in outputs.values())), -1e4)
         for task, output in outputs.items():
             out[task_labels == task, : output.shape[1]] = output
         return out
 
     def forward_single_task(self, x: torch.Tensor, task_label: int) -> torch.Tensor:
         self.add_task(int(task_label))  # evaluation on a task not trained yet: a fresh embedding
-        return self.run_target(int(task_label), x)
+        return self._in_class_space(self.run_target(int(task_label), x), self.head_classes.get(int(task_label)))
+
+    @staticmethod
+    def _in_class_space(logits: torch.Tensor, classes: Sequence[int] | None) -> torch.Tensor:
+        """A task's logits over the global class ids. Classes numbered from zero in each experience
+        (or otherwise below the head's size) are the head's outputs as they are; global ids, as
+        nc_benchmark(..., task_labels=True) gives by default, are the head's first outputs in the
+        order of `classes`, placed at those ids, every other class masked (as MultiHeadClassifier does)."""
+        if not classes or max(classes) < logits.shape[1]:
+            return logits
+        out = logits.new_full((len(logits), max(classes) + 1), -1e4)
+        out[:, list(classes)] = logits[:, : len(classes)]
+        return out
 
     @staticmethod
     def _masked(logits: torch.Tensor, classes: Sequence[int] | None) -> torch.Tensor:

@@ -2,8 +2,10 @@
 
 `piggyback(model)` converts an ordinary model in place: its Linear and Conv2d layers become masked
 layers that share the original weights, its BatchNorm layers can be frozen (or copied per task), and
-its classifier becomes one head per task. The result is a `MultiTaskModule`, so Avalanche passes the
-task labels to it.
+its classifier becomes one head per task. A classifier that already has one head per task (Avalanche's
+`MultiHeadClassifier`, as in `MTSimpleMLP`) keeps its heads: Avalanche's model adaptation adds each
+task's head, and a head is frozen when its task ends. The result is a `MultiTaskModule`, so Avalanche
+passes the task labels to it.
 
 Every per-task layer follows the same life cycle, driven by `PiggybackNet.begin_task` / `end_task`:
 while a task trains its state is parameters (real-valued mask scores, a head, optionally a BatchNorm
@@ -21,7 +23,7 @@ import copy
 from typing import Any, Self
 
 import torch
-from avalanche.models import MultiTaskModule
+from avalanche.models import IncrementalClassifier, MultiHeadClassifier, MultiTaskModule
 from torch import nn
 from torch.nn import functional as F
 
@@ -201,6 +203,55 @@ class TaskHeads(PerTaskCopy):
         return F.linear(x, tensors.weight, tensors.bias)
 
 
+class ExistingHeads(TaskLayer, nn.Module):
+    """The heads of a classifier that is already multi-head (Avalanche's `MultiHeadClassifier`).
+
+    Avalanche's model adaptation creates each task's head (sized by the task's class ids, global or
+    from zero) before the task trains; this lets only the current task's head train and freezes it
+    when the task ends. The heads stay where they are, in the classifier; what is kept here is which
+    tasks are finished (saved in the state_dict as extra state).
+    """
+
+    def __init__(self, classifier: MultiHeadClassifier) -> None:
+        super().__init__()
+        self._init_tasks()
+        self._classifier = (classifier,)  # a reference, not a submodule: the heads are saved once, in the model
+        self._begun: set[int] = set()
+
+    @property
+    def classifier(self) -> MultiHeadClassifier:
+        return self._classifier[0]
+
+    def head(self, task: int) -> nn.Module:
+        if str(task) not in self.classifier.classifiers:
+            raise ValueError(f"piggyback: the MultiHeadClassifier has no head for task {task} yet; Avalanche's "
+                             "strategies add it in model adaptation (avalanche_model_adaptation(model, experience))")
+        return self.classifier.classifiers[str(task)]
+
+    def begin_task(self, task: int) -> None:
+        self.head(task).requires_grad_(True)
+        self._begun.add(task)
+
+    def end_task(self, task: int) -> None:
+        if task in self._begun:
+            self._begun.discard(task)
+            self.head(task).requires_grad_(False)
+            self.finished[str(task)] = TaskTensors()
+
+    def finished_heads(self) -> list[nn.Module]:
+        return [self.classifier.classifiers[key] for key in self.finished]
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"finished": sorted(int(task) for task in self.finished)}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        for task in state["finished"]:
+            self.finished[str(task)] = TaskTensors()
+        for task in self.finished:
+            if task in self.classifier.classifiers:  # a head not made yet is frozen when its task ends
+                self.classifier.classifiers[task].requires_grad_(False)
+
+
 class TaskBatchNorm(PerTaskCopy):
     """BatchNorm that behaves as the original until the backbone is frozen; then it always uses the
     running statistics (no updates, no gradients), or, if a task asked for it, that task's own copy."""
@@ -251,34 +302,66 @@ class PiggybackNet(MultiTaskModule):
         if isinstance(classifier, nn.Sequential):  # a Sequential classifier: its last layer is the head
             classifier_name = f"{classifier_name}.{len(classifier) - 1}"
             classifier = classifier[-1]
+        self.model = model
+        self.heads_name = classifier_name
+        self.backbone_frozen = False
+        if isinstance(classifier, MultiHeadClassifier):
+            if head_size is not None:
+                raise ValueError("piggyback: head_size applies to an nn.Linear classifier; a MultiHeadClassifier "
+                                 "sizes each task's head itself")
+            _convert(model, skip=classifier)
+            self.existing_heads = ExistingHeads(classifier)
+            self.max_class_label = classifier.max_class_label
+            return
         if not isinstance(classifier, nn.Linear):
-            raise ValueError(f"piggyback: '{classifier_name}' must be an nn.Linear (or a Sequential ending "
-                             f"with one), got {type(classifier).__name__}")
+            grows = (" (a single head that grows with the classes, for class-incremental learning)"
+                     if isinstance(classifier, IncrementalClassifier) else "")
+            raise ValueError(f"piggyback: '{classifier_name}' is a {type(classifier).__name__}{grows}; Piggyback "
+                             "needs one head per task and accepts an nn.Linear (copied per task), a Sequential "
+                             "ending with one, or a MultiHeadClassifier (as in MTSimpleMLP)")
         template = classifier if head_size is None else nn.Linear(
             classifier.in_features, head_size, device=classifier.weight.device)
         _convert(model, skip=classifier)
         parent, _, attr = classifier_name.rpartition(".")
         setattr(model.get_submodule(parent), attr, TaskHeads(template))
-        self.model = model
-        self.heads_name = classifier_name
+        self.existing_heads = None
         self.max_class_label = template.out_features
-        self.backbone_frozen = False
 
     @property
-    def heads(self) -> TaskHeads:
+    def heads(self) -> TaskHeads | MultiHeadClassifier:
+        """Each task's head: the `TaskHeads` made from a Linear classifier, or the model's own
+        `MultiHeadClassifier`."""
         # Looked up rather than stored, so the heads appear once in the state_dict, under the model.
         return self.model.get_submodule(self.heads_name)
+
+    @property
+    def head_tasks(self) -> TaskHeads | ExistingHeads:
+        """The task layer that begins, freezes and records each task's head."""
+        return self.heads if self.existing_heads is None else self.existing_heads
+
+    def head_size_problem(self, task: int, classes: list[int]) -> str | None:
+        """Why task `task`'s head cannot output the class ids `classes`, or None if it can."""
+        if self.existing_heads is not None or not classes:
+            return None  # a MultiHeadClassifier sizes each head by its task's class ids
+        outputs = self.heads.source.out_features
+        if max(classes) < outputs:
+            return None
+        return (f"Piggyback: task {task} has class ids {sorted(classes)}, but each task's head has {outputs} "
+                f"outputs; build the model with at least {max(classes) + 1} outputs (or piggyback(..., "
+                f"head_size={max(classes) + 1})), give it a MultiHeadClassifier (as MTSimpleMLP has), or number "
+                "each experience's classes from zero (nc_benchmark(..., class_ids_from_zero_in_each_exp=True))")
 
     def task_layers(self, kind: type[TaskLayer] = TaskLayer) -> list[TaskLayer]:
         return [m for m in self.modules() if isinstance(m, kind)]
 
     @property
     def finished_tasks(self) -> set[int]:
-        return {int(task) for task in self.heads.finished}
+        return {int(task) for task in self.head_tasks.finished}
 
     def task_state(self) -> list[nn.Module]:
         """The containers of every finished task's tensors: packed masks, heads, per-task BatchNorm."""
-        return [layer.finished for layer in self.task_layers()]
+        heads = self.existing_heads.finished_heads() if self.existing_heads is not None else []
+        return [layer.finished for layer in self.task_layers()] + heads
 
     def mask_scores(self) -> list[nn.Parameter]:
         """The real-valued mask scores of the task being trained (empty if it learns no mask)."""
@@ -317,7 +400,7 @@ class PiggybackNet(MultiTaskModule):
                     bn.begin_task(task)
             for layer in self.task_layers(MaskedWeight) if masks else ():
                 layer.begin_task(task, mask_init, threshold)
-        self.heads.begin_task(task)
+        self.head_tasks.begin_task(task)
 
     def end_task(self, task: int) -> None:
         """Freeze task `task`: pack its masks to bits, keep its head (and BatchNorm) as buffers."""
@@ -327,16 +410,18 @@ class PiggybackNet(MultiTaskModule):
     def forward_single_task(self, x: torch.Tensor, task_label: int) -> torch.Tensor:
         for layer in self.task_layers():
             layer.active_task = int(task_label)
-        return self.model(x)
+        # A model with a MultiHeadClassifier takes the task label itself (MTSimpleMLP's forward(x, task_labels)).
+        return self.model(x) if self.existing_heads is None else self.model(x, int(task_label))
 
 
 def piggyback(model: nn.Module, classifier_name: str = "classifier", head_size: int | None = None) -> PiggybackNet:
     """Convert `model` in place for Piggyback and return it wrapped as a `PiggybackNet`.
 
     `classifier_name` is the attribute (dotted path allowed) of the classifier: "classifier" for
-    Avalanche's SimpleMLP / SimpleCNN, "fc" for torchvision's ResNets. Each task's head starts as a
-    copy of that classifier, or of a fresh `nn.Linear` with `head_size` outputs if given. Until a
-    task is begun, the model computes exactly what the original computed.
+    Avalanche's SimpleMLP / SimpleCNN / MTSimpleMLP, "fc" for torchvision's ResNets. Each task's head
+    starts as a copy of that classifier, or of a fresh `nn.Linear` with `head_size` outputs if given;
+    a `MultiHeadClassifier` keeps its own heads, one per task. Until a task is begun, the model
+    computes exactly what the original computed.
 
     :param model: the model to convert, in place.
     :param classifier_name: attribute (dotted path allowed) of its classifier.

@@ -1,7 +1,9 @@
 """The HSF plugin: protects the hypernetwork's outputs for old tasks and fits each task's flow.
 
 Drop it into any Avalanche template whose model is an `HSFModel`:
-`Naive(model, opt, criterion, plugins=[HSFPlugin()])`.
+`Naive(model, opt, criterion, plugins=[HSFPlugin()])`. On an online stream (`OnlineNaive` over
+`split_online_stream`) a task spans many sub-experiences: its old tasks' targets are stored when it
+begins, and the stream must show where tasks begin and end (`access_task_boundaries=True`).
 """
 
 import random
@@ -9,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
+from avalanche.benchmarks.scenarios.online import OnlineCLExperience
 from avalanche.training.plugins import SupervisedPlugin
 from avalanche.training.templates import SupervisedTemplate
 from torch.nn.functional import mse_loss
@@ -16,6 +19,7 @@ from torch.utils.data import DataLoader
 
 from ..errors import DivergedError
 from ..models.hsf import HSFModel
+from .online import check_online_experience, whole_experience
 
 # Old tasks' weights are generated in groups of at most this many numbers (2 MB of float32): one
 # batched call pays off for small targets that stay in cache, not for large ones, which go one
@@ -84,12 +88,32 @@ class HSFPlugin(SupervisedPlugin):
 
     @staticmethod
     def task_of(model: HSFModel, experience: Any) -> int:
-        """The task label with task labels; the experience's index when the task is inferred."""
-        return experience.current_experience if model.infer_task else int(experience.task_labels[0])
+        """The task label with task labels; the experience's index when the task is inferred (on an
+        online stream, the index of the experience it was split from)."""
+        if not model.infer_task:
+            return int(experience.task_labels[0])
+        if isinstance(experience, OnlineCLExperience):
+            return experience.origin_experience.current_experience
+        return experience.current_experience
+
+    def before_train_dataset_adaptation(self, strategy: SupervisedTemplate, **kwargs: Any) -> None:
+        # Before Avalanche adapts the model, which on such a stream would fail with less to say.
+        check_online_experience(strategy.experience, "HSF", task_labels=not self._model(strategy).infer_task)
+
+    @staticmethod
+    def _continues(experience: Any) -> bool:
+        """Whether `experience` goes on with the task being trained: a later piece of it on an online stream."""
+        return isinstance(experience, OnlineCLExperience) and not experience.is_first_subexp
 
     def before_training_exp(self, strategy: SupervisedTemplate, **kwargs: Any) -> None:
         model = self._model(strategy)
-        task = self.current_task = self.task_of(model, strategy.experience)
+        task = self.task_of(model, strategy.experience)
+        classes = sorted(whole_experience(strategy.experience).classes_in_this_experience) if model.infer_task else None
+        if self._continues(strategy.experience):
+            if model.infer_task:
+                model.training_task, model.training_classes = task, classes
+            return
+        self.current_task = task
         model.add_task(task)
         for key, embedding in model.task_embeddings.items():
             embedding.requires_grad_(key == str(task))
@@ -102,7 +126,7 @@ class HSFPlugin(SupervisedPlugin):
         self.targets = targets
         if model.infer_task:
             model.training_task = task
-            model.training_classes = sorted(strategy.experience.classes_in_this_experience)
+            model.training_classes = classes
         # Avalanche builds the optimizer before plugins run: rebuild it so the new embedding trains.
         strategy.make_optimizer(reset_optimizer_state=True)
 
@@ -126,7 +150,8 @@ class HSFPlugin(SupervisedPlugin):
     def after_training_exp(self, strategy: SupervisedTemplate, **kwargs: Any) -> None:
         model = self._model(strategy)
         # Regression experiences have no classes; the task still counts as learned.
-        model.class_sets[self.current_task] = sorted(getattr(strategy.experience, "classes_in_this_experience", []))
+        model.class_sets[self.current_task] = sorted(getattr(whole_experience(strategy.experience),
+                                                             "classes_in_this_experience", []))
         was_training = model.training
         model.eval()
         loader = DataLoader(strategy.experience.dataset.eval(), batch_size=256)

@@ -6,16 +6,22 @@ and kept as buffers, so nothing of an old task can change and forgetting is zero
 The mask scores are trained by the plugin's own optimizer, the paper's Adam at lr 1e-4 by default,
 whatever the strategy's optimizer does for the heads: scores that start at 1e-2 must move by 5e-3
 to switch a weight off, which plain SGD at the usual learning rates never does.
+
+On an online stream (`OnlineNaive` over `split_online_stream`) a task spans many sub-experiences:
+it begins with the first and is frozen after the last, which the stream must let the plugin see
+(`access_task_boundaries=True`).
 """
 
 import math
 from typing import Any
 
 import torch
+from avalanche.benchmarks.scenarios.online import OnlineCLExperience
 from avalanche.training.plugins import SupervisedPlugin
 from avalanche.training.templates import SupervisedTemplate
 
 from ..models.piggyback import MASK_INIT, THRESHOLD, PiggybackNet
+from .online import check_online_experience, ends_task, whole_experience
 
 _NEED_TASK_LABELS = ("Piggyback needs task labels: it learns one mask per task and must know which "
                      "to use. Build the scenario with task labels (a 'task-il' scenario, "
@@ -64,6 +70,7 @@ class PiggybackPlugin(SupervisedPlugin):
         self.per_task_bn, self.pretrained = per_task_bn, pretrained
         self.mask_optimizer, self.mask_lr, self.masks = mask_optimizer, mask_lr, masks
         self.task = None  # the task being trained
+        self.pieces = 0  # on an online stream, the pieces of the current task trained so far
         self.optimizer = None  # the mask scores' optimizer while a task trains masks
 
     @staticmethod
@@ -83,10 +90,26 @@ class PiggybackPlugin(SupervisedPlugin):
             raise ValueError(f"{_NEED_TASK_LABELS} Experience {experience.current_experience} has task label "
                              f"{labels[0]}, which an earlier experience already used (a class- or "
                              "domain-incremental scenario gives every experience task label 0).")
+        classes = list(getattr(whole_experience(experience), "classes_in_this_experience", []))
+        problem = net.head_size_problem(labels[0], classes)
+        if problem:
+            raise ValueError(problem)
         return labels[0]
+
+    @staticmethod
+    def _online(experience: Any) -> bool:
+        """Whether `experience` is one piece of a task split into an online stream."""
+        return isinstance(experience, OnlineCLExperience)
+
+    def before_train_dataset_adaptation(self, strategy: SupervisedTemplate, *args: Any, **kwargs: Any) -> None:
+        # Before Avalanche adapts the model, which on such a stream would fail with less to say.
+        check_online_experience(strategy.experience, "Piggyback", task_labels=True)
 
     def before_training_exp(self, strategy: SupervisedTemplate, *args: Any, **kwargs: Any) -> None:
         net = self._net(strategy)
+        if self._online(strategy.experience) and not strategy.experience.is_first_subexp:
+            return  # the task begun by the first sub-experience goes on
+        self.pieces = 0
         self.task = self._experience_task(strategy.experience, net)
         dense = not self.pretrained and not net.finished_tasks
         net.begin_task(self.task, dense=dense, masks=self.masks, mask_init=self.mask_init, threshold=self.threshold,
@@ -96,12 +119,16 @@ class PiggybackPlugin(SupervisedPlugin):
         strategy.make_optimizer(reset_optimizer_state=True, remove_params=True)
         scores = net.mask_scores()
         self.optimizer = MASK_OPTIMIZERS[self.mask_optimizer](scores, lr=self.mask_lr) if scores else None
-        # ...and then takes the scores back out: they are the mask optimizer's alone.
+        # ...and then takes the scores back out: they are the mask optimizer's alone. Frozen parameters
+        # (the backbone, finished heads kept in a MultiHeadClassifier) go too: nothing may step them.
         owned = {id(score) for score in scores}
+
+        def kept(p: torch.Tensor) -> bool:
+            return id(p) not in owned and p.requires_grad
+
         for group in strategy.optimizer.param_groups:
-            group["params"] = [p for p in group["params"] if id(p) not in owned]
-        strategy.optimized_param_id = {name: p for name, p in strategy.optimized_param_id.items()
-                                       if id(p) not in owned}
+            group["params"] = [p for p in group["params"] if kept(p)]
+        strategy.optimized_param_id = {name: p for name, p in strategy.optimized_param_id.items() if kept(p)}
 
     def after_update(self, strategy: SupervisedTemplate, *args: Any, **kwargs: Any) -> None:
         if self.optimizer is not None:
@@ -113,9 +140,15 @@ class PiggybackPlugin(SupervisedPlugin):
         if len(batch) < 3:
             raise ValueError(f"{_NEED_TASK_LABELS} The mini-batch has no task labels.")
         if (batch[-1] != self.task).any():
-            raise ValueError(f"Piggyback: a mini-batch of task {self.task} holds samples of other tasks")
+            raise ValueError(f"Piggyback: a mini-batch of task {self.task} holds samples of other tasks (replay?); "
+                             "Piggyback trains one task at a time and keeps the finished ones exactly, so it needs "
+                             "no replay: use it in Naive or OnlineNaive")
 
     def after_training_exp(self, strategy: SupervisedTemplate, *args: Any, **kwargs: Any) -> None:
+        if self._online(strategy.experience):
+            self.pieces += 1
+            if not ends_task(strategy.experience, self.pieces):
+                return  # the task goes on in the next sub-experience
         self._net(strategy).end_task(self.task)
         self.task, self.optimizer = None, None
 
