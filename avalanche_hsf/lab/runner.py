@@ -194,8 +194,6 @@ def run_strategy_seed(scenario: Scenario, benchmark, strategy_name: str, seed: i
         result.update(final_test_pass(strategy.model, scored_stream, scenario.training.eval_batch_size, device))
     if entry.report is not None:
         result.update(entry.report(strategy))
-    if hasattr(strategy.model, "compression_ratio"):  # HSF: hypernetwork / generated target parameters
-        result["compression_ratio"] = strategy.model.compression_ratio
     for tb_logger in (log for log in strategy.evaluator.loggers if isinstance(log, TensorboardLogger)):
         _log_summary(tb_logger, result, strategy_name, scenario, regression)
     close_loggers(strategy.evaluator.loggers)

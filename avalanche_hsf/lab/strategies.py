@@ -186,7 +186,9 @@ def _hsf(description: str, **variant) -> StrategyEntry:
     return StrategyEntry(description, plugin=HSFPlugin, rules=_HSF_RULES, variant=variant,
                          space={k: v for k, v in _HSF_SPACE.items() if k not in variant},
                          build_model=build_hsf, model_receivers=(HSFTarget, HSFModel),
-                         training={"optimizer": "adam", "lr": 0.001}, check=_hsf_check)
+                         training={"optimizer": "adam", "lr": 0.001}, check=_hsf_check,
+                         # hypernetwork parameters / generated target parameters
+                         report=lambda s: {"compression_ratio": s.model.compression_ratio})
 
 
 _PIGGYBACK_RULES = {"mask_init": POSITIVE, "threshold": POSITIVE,  # scores start above a positive threshold
