@@ -143,7 +143,20 @@ def digits_mlp():
 
 # --- W&B's offline files ---------------------------------------------------------------------
 
-def wandb_offline_history(folder: Path) -> list[dict]:
+def wandb_offline_history(folder: Path, wait: float = 15.0) -> list[dict]:
+    """The history rows of the one offline run under `folder`, read again for up to `wait` seconds
+    while there are none: W&B's service may still be writing the file when `finish()` returns."""
+    import time
+
+    deadline = time.monotonic() + wait
+    rows = _wandb_history_rows(folder)
+    while not rows and time.monotonic() < deadline:
+        time.sleep(0.2)
+        rows = _wandb_history_rows(folder)
+    return rows
+
+
+def _wandb_history_rows(folder: Path) -> list[dict]:
     """The history rows (`wandb.log` calls) of the one offline run under `folder`, read from its
     `run-<id>.wandb` file. wandb 0.31 ships no reader for it in Python, so this follows its format:
     a 7-byte header (":W&B", magic, version), then LevelDB-log records (crc32, length, type) in
