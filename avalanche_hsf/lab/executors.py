@@ -27,7 +27,7 @@ import torch
 from ..errors import UserError
 
 MAX_RESTARTS = 3  # local pools broken in a row, with no job ended in between, before giving up
-PARENT_POLL_SECONDS = 1.0
+PARENT_POLL_SECONDS = 0.1
 
 
 class Preempted(BaseException):

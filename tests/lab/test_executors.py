@@ -91,11 +91,12 @@ def test_ray_gives_the_matrices_and_the_tuning_trials_of_one_process(sweep, tmp_
     assert trials[0] == trials[1]
 
 
-def test_a_killed_worker_is_retried_from_its_checkpoint(sweep, tmp_path):
+def test_killed_workers_are_retried_from_their_checkpoints(sweep, tmp_path):
     path, reference = sweep
     driver = subprocess.Popen(_command(path, tmp_path), stderr=subprocess.PIPE, text=True)
     _wait_for_checkpoint(tmp_path, driver)
-    os.kill(_workers_of(driver.pid)[0], signal.SIGKILL)
+    for worker in _workers_of(driver.pid):  # both: the one whose unit has the checkpoint among them
+        os.kill(worker, signal.SIGKILL)
     _, err = driver.communicate(timeout=300)
     assert driver.returncode == 0, err
     assert "a worker process died" in err
@@ -115,11 +116,14 @@ def test_a_killed_driver_restarted_skips_finished_units_and_resumes_the_others(s
         assert time.monotonic() < deadline, "workers outlived their driver"
         time.sleep(0.1)
     finished = {p: p.stat().st_mtime_ns for p in records(tmp_path)}
+    interrupted = {p.parent for p in (tmp_path / "tiny").glob("*/seed*/checkpoint.pkl")}
+    assert interrupted, "every checkpointed unit finished before its orphaned worker stopped"
     restarted = subprocess.run(_command(path, tmp_path), capture_output=True, text=True)
     assert restarted.returncode == 0, restarted.stderr
     assert {p: p.stat().st_mtime_ns for p in finished} == finished  # not run again
     assert matrices(tmp_path) == reference
-    assert any(at >= 1 for at in _resumed(tmp_path))
+    for folder in interrupted:  # each from its checkpoint, not from the start
+        assert json.loads((folder / "record.json").read_text())["result"]["resumed_at"][0] >= 1
 
 
 def test_sigterm_saves_and_exits_with_a_line_that_says_how_to_resume(sweep, tmp_path):
