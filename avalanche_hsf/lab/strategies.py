@@ -166,6 +166,12 @@ class StrategyEntry:
         return {k: v for k, v in hparams.items() if k not in self.model_params + TRAINING_KEYS}
 
 
+def _mas(description: str, **variant) -> StrategyEntry:
+    return StrategyEntry(description, plugin=MASPlugin, variant=variant,
+                         rules={"lambda_reg": NON_NEGATIVE, "per_sample": None, "accumulate": OneOf(ACCUMULATE_MODES)},
+                         space={"lambda_reg": _log(1e-3, 100.0)})
+
+
 # HSF's hyperparameters: the plugin's loss weights, then the target's and hypernetwork's sizes.
 _HSF_RULES = {
     "beta": NON_NEGATIVE, "gamma": NON_NEGATIVE, "reconstruction": NON_NEGATIVE, "reg_tasks": COUNT,
@@ -234,10 +240,14 @@ STRATEGIES = {
                              # a head per task, as Piggyback has, rather than Avalanche's one shared head
                              settings=("task-il",), wrap_model=packnet_with_task_heads,
                              multi_head=False, state=_packnet_state, check=_packnet_check),
-    "mas": StrategyEntry("Memory Aware Synapses, per-sample importance as in the paper (Aljundi et al. 2018)",
-                         plugin=MASPlugin, rules={"lambda_reg": NON_NEGATIVE, "per_sample": None,
-                                                  "accumulate": OneOf(ACCUMULATE_MODES)},
-                         space={"lambda_reg": _log(1e-3, 100.0)}),
+    "mas": _mas("Memory Aware Synapses, per-sample importance as in the paper (Aljundi et al. 2018)"),
+    # The ablation against Avalanche's MAS: its estimator, its accumulation, or both, one at a time.
+    "mas_per_batch": _mas("MAS ablation: importance from the batch-summed output norm (the official code)",
+                          per_sample=False),
+    "mas_ema": _mas("MAS ablation: importance accumulated by an EMA across tasks (as Avalanche's MAS)",
+                    accumulate="ema"),
+    "mas_per_batch_ema": _mas("MAS ablation: both the per-batch estimator and the EMA", per_sample=False,
+                              accumulate="ema"),
     "mas_avalanche": StrategyEntry("Avalanche's built-in MAS (batch-mean norm in train mode, EMA across tasks)",
                                    template=MAS, rules={"lambda_reg": NON_NEGATIVE, "alpha": FRACTION},  # alpha: EMA
                                    space={"lambda_reg": _log(1e-3, 100.0)}),
