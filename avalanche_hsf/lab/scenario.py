@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import UserError
-from .benchmarks import BENCHMARKS, validate_benchmark
+from .benchmarks import is_regression, validate_benchmark
 from .params import SEED, OneOf, check_keys, check_rule, check_value
 from .spec import SETTINGS, LoggingSpec, ModelSpec, TrainingSpec, fill_spec
 from .strategies import validate_strategy
@@ -82,9 +82,9 @@ def load_scenario(name_or_path: str) -> Scenario:
     bench_name = check_value(bench.pop("name"), "", f"{path}: benchmark.name")
     bench_params = validate_benchmark(bench_name, setting, bench, f"{path}: benchmark", base_dir=path.parent)
     model = fill_spec(ModelSpec, raw.get("model", {}), f"{path}: model")
-    if model.num_outputs and BENCHMARKS[bench_name].regression:
+    if model.num_outputs and is_regression(bench_name, bench_params):
         raise UserError(f"{path}: model.num_outputs: {bench_name} is a regression benchmark whose output is "
-                        "its input's size; leave num_outputs at 0")
+                        "its targets' size; leave num_outputs at 0")
 
     strategies = raw.get("strategies", {})
     if not isinstance(strategies, dict) or not strategies:

@@ -27,7 +27,7 @@ from ..models.piggyback import piggyback
 from ..plugins import HSFPlugin, MASPlugin, PiggybackPlugin
 from ..plugins.mas import ACCUMULATE_MODES
 from ..plugins.piggyback import MASK_OPTIMIZERS, options_problem
-from .models import build_hsf, build_mlp_autoencoder
+from .models import build_hsf, build_mlp_autoencoder, build_mlp_task_heads, build_per_task_mlps
 from .params import (
     COUNT,
     FRACTION,
@@ -262,8 +262,12 @@ STRATEGIES = {
                        use_flow=False, gamma=0.0, inference="entropy"),
     "hsf_ent": _hsf("HSF with entropy-based task inference (HNET+ENT) instead of the flow's likelihood",
                     inference="entropy"),
-    "mlp_ae": StrategyEntry("the seed benchmark's plain MLP autoencoder, trained sequentially (regression)",
-                            build_model=build_mlp_autoencoder),
+    "mlp_ae": StrategyEntry("the seed benchmark's plain MLP, one network for every task, trained sequentially "
+                            "(regression)", build_model=build_mlp_autoencoder),
+    "mlp_heads": StrategyEntry("the same MLP's layers shared by every task, one output layer per task, trained "
+                               "sequentially (regression)", build_model=build_mlp_task_heads, settings=("task-il",)),
+    "mlp_per_task": StrategyEntry("one independent copy of the same MLP per task: no sharing, no forgetting "
+                                  "(regression)", build_model=build_per_task_mlps, settings=("task-il",)),
 }
 
 

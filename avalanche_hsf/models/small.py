@@ -27,6 +27,9 @@ class SmallCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
+MLP_WIDTHS = (64, 64, 24, 64, 64)  # the seed benchmark's baseline's hidden layers (REFERENCE §2)
+
+
 def mlp_autoencoder(in_features: int, out_features: int) -> nn.Sequential:
     """The seed benchmark's baseline (REFERENCE §2): in -> 64 -> 64 -> 24 -> 64 -> 64 -> out, GELU.
 
@@ -35,7 +38,7 @@ def mlp_autoencoder(in_features: int, out_features: int) -> nn.Sequential:
     :param in_features: size of the (flattened) input.
     :param out_features: size of the output.
     """
-    sizes = [in_features, 64, 64, 24, 64, 64, out_features]
+    sizes = [in_features, *MLP_WIDTHS, out_features]
     layers = []
     for n_in, n_out in zip(sizes[:-1], sizes[1:]):
         layers += [nn.Linear(n_in, n_out), nn.GELU()]
