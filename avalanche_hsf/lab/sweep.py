@@ -24,7 +24,7 @@ from ..errors import DivergedError, UserError
 from .benchmarks import is_regression
 from .executors import InProcess, Preempted
 from .files import atomic_write_json, ensure_writable_dir
-from .plots import comparison_figure, first_task_curve_figure, matrix_figure, save_figure
+from .plots import comparison_figure, first_task_curve_figure, matrix_figure, save_figure, task_curves_figure
 from .results import aggregate_seeds, provenance
 from .runner import prepare, run_config, run_strategy_seed, scenario_benchmark
 from .scenario import Scenario
@@ -153,6 +153,7 @@ def merge(out_dir: Path, units: list[Unit] | None = None) -> dict:
                     out_dir / f"{matrix_key}_{name}.png")
     if regression:
         save_figure(first_task_curve_figure(results["strategies"], results["scenario"]), out_dir / "task0_mse.png")
+        save_figure(task_curves_figure(results["strategies"], results["scenario"]), out_dir / "task_mse.png")
     else:
         save_figure(comparison_figure(results["strategies"], results["scenario"]), out_dir / "comparison.png")
     atomic_write_json(out_dir / "results.json", results)

@@ -18,7 +18,8 @@ def labels(dataset) -> Counter:
 
 
 @pytest.mark.parametrize("name, setting", [("split_digits", "class-il"), ("split_digits", "task-il"),
-                                           ("permuted_digits", "domain-il"), ("seed_curves", "task-il")])
+                                           ("permuted_digits", "domain-il"), ("seed_curves", "task-il"),
+                                           ("conflicting_curves", "task-il")])
 def test_validation_is_disjoint_stratified_and_the_same_for_every_seed(name, setting):
     torch.manual_seed(1)
     benchmark = build_benchmark(name, setting, {})
@@ -32,7 +33,7 @@ def test_validation_is_disjoint_stratified_and_the_same_for_every_seed(name, set
         assert valid_x and not valid_x & train_x and not valid_x & test_x
         assert inputs(valid_again.dataset) == valid_x  # the run's seed does not move the split
         total = len(train.dataset) + len(valid.dataset)
-        if name == "seed_curves":  # regression: a tenth of the points, at random
+        if name.endswith("_curves"):  # regression: a tenth of the points, at random
             assert abs(len(valid.dataset) - VALIDATION_FRACTION * total) <= 1
         else:
             assert set(labels(valid.dataset)) == set(labels(train.dataset))  # every class, in proportion
