@@ -178,7 +178,8 @@ _HSF_RULES = {
     "latent_dim": Range(2, MAX_WIDTH),  # the coupling flow splits the latent in two
     "embedding_dim": WIDTH, "chunk_size": WIDTH, "hnet_hidden": WIDTH, "use_sde": None, "use_flow": None,
     "inference": OneOf(INFERENCE_MODES), "sde_steps": COUNT, "max_diffusion": NON_NEGATIVE, "sde_samples": COUNT,
-    "head_hidden": OPTIONAL_WIDTH, "decoder_hidden": OPTIONAL_WIDTH,
+    "head_hidden": OPTIONAL_WIDTH, "decoder_hidden": OPTIONAL_WIDTH, "lookahead": None,
+    "unit_init": None,
 }
 # The loss weights, and the sizes that matter most (a decoder is what lets the flow infer the task).
 _HSF_SPACE = {"beta": _log(1e-3, 10.0), "gamma": _log(1e-3, 10.0), "reconstruction": _log(0.1, 100.0),

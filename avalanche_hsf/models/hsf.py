@@ -208,11 +208,13 @@ class ChunkedHypernetwork(nn.Module):
     """h(e, c_k) -> chunk k of the flat target weight vector, one small MLP for all chunks.
 
     Each generated weight is scaled by the standard deviation of the target's default
-    initialisation, so that a fresh hypernetwork starts from sensible target weights.
+    initialisation; with `unit_init` the last layer is rescaled so that the raw outputs start with
+    unit standard deviation, so that a fresh hypernetwork starts from target weights of the target's
+    own initial scale.
     """
 
     def __init__(self, target: nn.Module, embedding_dim: int, chunk_size: int, chunk_embedding_dim: int,
-                 hidden: int) -> None:
+                 hidden: int, unit_init: bool = True) -> None:
         super().__init__()
         self.names = [n for n, _ in target.named_parameters()]
         self.shapes = [p.shape for _, p in target.named_parameters()]
@@ -224,6 +226,18 @@ class ChunkedHypernetwork(nn.Module):
         scales = [torch.full((p.numel(),), max(float(p.detach().std()) if p.numel() > 1 else 0.0, 1e-2))
                   for _, p in target.named_parameters()]
         self.register_buffer("scales", torch.cat(scales))
+        if unit_init:
+            self._unit_outputs(embedding_dim)
+
+    @torch.no_grad()
+    def _unit_outputs(self, embedding_dim: int) -> None:
+        """Rescale the last layer so that a random task embedding's raw outputs have unit standard
+        deviation, as Chang et al. 2020's hyperfan init aims to. With PyTorch's default init they start
+        about ten times smaller: every generated layer a tenth of its usual scale, so a deep target
+        starts nearly flat and its gradients shrink layer by layer (bench/NOTES.md)."""
+        raw = self.net(torch.cat([torch.randn(self.num_chunks, embedding_dim), self.chunk_embeddings], dim=1))
+        self.net[-1].weight.div_(raw.std())
+        self.net[-1].bias.div_(raw.std())
 
     def forward(self, embedding: torch.Tensor) -> torch.Tensor:
         """The flat weight vector for one task embedding (e,), or one row per task for (k, e)."""
@@ -267,13 +281,16 @@ class HSFModel(MultiTaskModule):
     :param chunk_size: generated weights per hypernetwork call (one call per chunk).
     :param chunk_embedding_dim: size of each chunk's embedding.
     :param hnet_hidden: width of the hypernetwork's two hidden layers.
+    :param unit_init: start the generated weights at the target's own initial scale (the
+        hypernetwork's raw outputs at unit standard deviation); False keeps PyTorch's default
+        initialisation of the hypernetwork, whose outputs start about ten times smaller.
     :param infer_task: infer the task at evaluation (class-IL, domain-IL) instead of reading task labels.
     :param inference: how the task is inferred: one of `INFERENCE_MODES`.
     """
 
     def __init__(self, target: HSFTarget, embedding_dim: int = 16, chunk_size: int = 1024,
                  chunk_embedding_dim: int = 16, hnet_hidden: int = 64, infer_task: bool = False,
-                 inference: str = "flow") -> None:
+                 inference: str = "flow", unit_init: bool = True) -> None:
         super().__init__()
         if inference not in INFERENCE_MODES:
             raise ValueError(f"inference must be one of {INFERENCE_MODES}, got {inference!r}")
@@ -282,7 +299,8 @@ class HSFModel(MultiTaskModule):
         self.target = target
         # The target's own parameters only give names and shapes; generated weights replace them.
         self.target.requires_grad_(False)
-        self.hnet = ChunkedHypernetwork(target, embedding_dim, chunk_size, chunk_embedding_dim, hnet_hidden)
+        self.hnet = ChunkedHypernetwork(target, embedding_dim, chunk_size, chunk_embedding_dim, hnet_hidden,
+                                        unit_init)
         if len(list(target.named_parameters(remove_duplicate=False))) != len(self.hnet.names):
             raise ValueError("HSF: the target network must not share (tie) parameters between layers")
         self.embedding_dim = embedding_dim

@@ -18,7 +18,7 @@ from torch.nn.functional import mse_loss
 from torch.utils.data import DataLoader
 
 from ..errors import DivergedError
-from ..models.hsf import HSFModel
+from ..models.hsf import HSFModel, functional_call
 from .online import check_online_experience, whole_experience
 
 # Old tasks' weights are generated in groups of at most this many numbers (2 MB of float32): one
@@ -27,15 +27,52 @@ from .online import check_online_experience, whole_experience
 GROUP_WEIGHTS = 2 ** 19
 
 
-def output_regularizer(model: HSFModel, targets: Mapping[int, torch.Tensor], tasks: Sequence[int]) -> torch.Tensor:
-    """von Oswald et al. 2020's output regulariser, without the look-ahead:
-    `mean_{j in tasks} ‖h(e_j; θ) − h*_j‖²`, where `h(e_j; θ)` are the weights the hypernetwork
-    generates now for old task j and `h*_j = targets[j]` the ones it generated before learning the
-    current task.
+def candidate_update(optimizer: torch.optim.Optimizer, named_grads: Mapping[str, torch.Tensor],
+                     params: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The step Δθ that `optimizer` would take from the gradients `named_grads` alone, without taking it
+    (the look-ahead of von Oswald et al. 2020; hypnettorch's `calc_delta_theta`): Adam's bias-corrected
+    moment update from its current state, or −lr·g for any other optimizer. Detached: the look-ahead
+    shifts where the regulariser is evaluated, it is not differentiated through.
+
+    :param optimizer: the optimizer that trains `params`.
+    :param named_grads: parameter name -> gradient of the current task's loss.
+    :param params: parameter name -> the parameter itself, to find its state and group.
+    """
+    groups = {id(p): group for group in optimizer.param_groups for p in group["params"]}
+    delta = {}
+    for name, grad in named_grads.items():
+        param = params[name]
+        group, state = groups[id(param)], optimizer.state.get(param, {})
+        if isinstance(optimizer, torch.optim.Adam) and not group.get("amsgrad") and not group.get("weight_decay"):
+            beta1, beta2 = group["betas"]
+            step = float(state.get("step", 0)) + 1
+            m = beta1 * state["exp_avg"] + (1 - beta1) * grad if "exp_avg" in state else (1 - beta1) * grad
+            v = (beta2 * state["exp_avg_sq"] + (1 - beta2) * grad ** 2 if "exp_avg_sq" in state
+                 else (1 - beta2) * grad ** 2)
+            delta[name] = -group["lr"] * (m / (1 - beta1 ** step)) / ((v / (1 - beta2 ** step)).sqrt() + group["eps"])
+        else:
+            delta[name] = -group["lr"] * grad
+    return {name: d.detach() for name, d in delta.items()}
+
+
+def _generate_at(model: HSFModel, delta: Mapping[str, torch.Tensor], tasks: Sequence[int]) -> torch.Tensor:
+    """The old tasks' flat weights, one row each, from the hypernetwork at θ + Δθ."""
+    shifted = {name: p + delta[name] for name, p in model.hnet.named_parameters() if name in delta}
+    embeddings = torch.stack([model.task_embeddings[str(task)] for task in tasks])
+    return functional_call(model.hnet, shifted, (embeddings,))
+
+
+def output_regularizer(model: HSFModel, targets: Mapping[int, torch.Tensor], tasks: Sequence[int],
+                       delta: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """von Oswald et al. 2020's output regulariser: `mean_{j in tasks} ‖h(e_j; θ + Δθ) − h*_j‖²`, where
+    `h(e_j; θ + Δθ)` are the weights the hypernetwork generates for old task j after the candidate
+    step Δθ (`delta`; none: Δθ = 0, the regulariser without look-ahead) and `h*_j = targets[j]` the
+    ones it generated before learning the current task.
 
     :param model: the HSF model whose hypernetwork is regularised.
     :param targets: task id -> the flat weights stored for that task.
     :param tasks: the old tasks to regularise (a non-empty subset of `targets`).
+    :param delta: hypernetwork parameter name -> the candidate update Δθ (`candidate_update`), or None.
     """
     group = max(1, GROUP_WEIGHTS // model.hnet.num_target_params)
     distances = []
@@ -43,8 +80,9 @@ def output_regularizer(model: HSFModel, targets: Mapping[int, torch.Tensor], tas
         chunk = list(tasks[start:start + group])
         # A single target is used as it is; stacking would copy it.
         stored = targets[chunk[0]].unsqueeze(0) if len(chunk) == 1 else torch.stack([targets[j] for j in chunk])
+        generated = model.generate_many(chunk) if delta is None else _generate_at(model, delta, chunk)
         # ‖h − h*‖² per task: mse_loss does the float operations of (h − h*).pow(2), with a fused backward.
-        distances.append(mse_loss(model.generate_many(chunk), stored, reduction="none").sum(1))
+        distances.append(mse_loss(generated, stored, reduction="none").sum(1))
     return torch.cat(distances).mean()
 
 
@@ -64,10 +102,13 @@ class HSFPlugin(SupervisedPlugin):
     :param seed: seed of that draw.
     :param reconstruction: weight of the decoder's reconstruction error per input feature, where
         the target has a decoder.
+    :param lookahead: evaluate the regulariser after the candidate step Δθ that the optimizer would
+        take on the current task's loss alone (`candidate_update`), as von Oswald et al. do, so that
+        it protects old tasks against the step about to be taken. Costs one more backward pass.
     """
 
     def __init__(self, beta: float = 0.1, gamma: float = 0.1, reg_tasks: int = 8, seed: int = 0,
-                 reconstruction: float = 1.0) -> None:
+                 reconstruction: float = 1.0, lookahead: bool = False) -> None:
         super().__init__()
         if beta < 0 or gamma < 0 or reconstruction < 0:
             raise ValueError(f"HSF: beta, gamma and reconstruction must be >= 0, got beta={beta}, gamma={gamma}, "
@@ -75,7 +116,7 @@ class HSFPlugin(SupervisedPlugin):
         if reg_tasks < 1:
             raise ValueError(f"HSF: reg_tasks must be >= 1, got {reg_tasks}")
         self.beta, self.gamma, self.reg_tasks = beta, gamma, reg_tasks
-        self.reconstruction = reconstruction
+        self.reconstruction, self.lookahead = reconstruction, lookahead
         self.targets: dict[int, torch.Tensor] = {}
         self.current_task = None
         self._rng = random.Random(seed)
@@ -130,17 +171,28 @@ class HSFPlugin(SupervisedPlugin):
         # Avalanche builds the optimizer before plugins run: rebuild it so the new embedding trains.
         strategy.make_optimizer(reset_optimizer_state=True)
 
-    def regularizer(self, model: HSFModel) -> torch.Tensor:
-        """The output regulariser over a random subset of at most `reg_tasks` old tasks."""
+    def regularizer(self, model: HSFModel, delta: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """The output regulariser over a random subset of at most `reg_tasks` old tasks, after the
+        candidate step `delta` if given."""
         old = list(self.targets)
         if len(old) > self.reg_tasks:
             old = self._rng.sample(old, self.reg_tasks)
-        return output_regularizer(model, self.targets, old)
+        return output_regularizer(model, self.targets, old, delta)
+
+    @staticmethod
+    def candidate_step(strategy: SupervisedTemplate, model: HSFModel) -> dict[str, torch.Tensor]:
+        """Δθ of the hypernetwork from the current task's loss alone (`strategy.loss` before this
+        plugin adds its terms)."""
+        params = {name: p for name, p in model.hnet.named_parameters() if p.requires_grad}
+        grads = torch.autograd.grad(strategy.loss, list(params.values()), retain_graph=True, allow_unused=True)
+        named = {name: g for name, g in zip(params, grads) if g is not None}
+        return candidate_update(strategy.optimizer, named, params)
 
     def before_backward(self, strategy: SupervisedTemplate, **kwargs: Any) -> None:
         model = self._model(strategy)
         if self.beta > 0 and self.targets:
-            strategy.loss += self.beta * self.regularizer(model)
+            delta = self.candidate_step(strategy, model) if self.lookahead else None
+            strategy.loss += self.beta * self.regularizer(model, delta)
         if self.gamma > 0 and model.latent_log_prob is not None:
             strategy.loss += -self.gamma * model.latent_log_prob.mean()
         if self.reconstruction > 0 and model.reconstruction_error is not None:

@@ -61,3 +61,17 @@ def test_hsf_model_routes_options_to_target_and_hypernetwork():
     assert model.infer_task and model.hnet.net[0].out_features == 8
     with pytest.raises(TypeError, match="unknown option 'latent'"):
         hsf_model((1, 8, 8), 3, latent=4)
+
+
+@pytest.mark.parametrize("unit_init, low, high", [(True, 0.5, 2.0), (False, 0.02, 0.3)])
+def test_generated_weights_start_at_the_targets_own_scale(unit_init, low, high):
+    """With unit_init a fresh hypernetwork generates each layer at about the spread the target's own
+    initialisation gives it; PyTorch's default init of the hypernetwork starts them far smaller."""
+    torch.manual_seed(0)
+    model = hsf_model((1,), 3, hidden=64, latent_dim=32, head_hidden=64, hnet_hidden=256, unit_init=unit_init)
+    model.add_task(0)
+    generated = model.hnet.unflatten(model.generate(0).detach())
+    for name, parameter in model.target.named_parameters():
+        if name.endswith("weight") and parameter.numel() >= 64:
+            ratio = (generated[name].std() / parameter.std()).item()
+            assert low < ratio < high, (name, ratio)
