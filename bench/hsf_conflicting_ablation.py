@@ -25,6 +25,10 @@ SEED_CURVES_HSF = {"beta": 0.1, "gamma": 0.12, "reconstruction": 1.75, "max_diff
                    "hnet_hidden": 256, "latent_dim": 32, "decoder_hidden": 100, "optimizer": "adam", "lr": 3e-4,
                    "unit_init": False}
 
+TUNED = {"optimizer": "adam", "lr": 0.0035868164883699374, "beta": 2.4301590023300905, "gamma": 0.6279384856082841,
+         "reconstruction": 0.7803884850277908, "hnet_hidden": 64, "latent_dim": 8, "decoder_hidden": 0,
+         "max_diffusion": 0.1, "head_hidden": 0, "unit_init": True}
+
 CONFIGS = {
     "reference_mlp_per_task": ("mlp_per_task", {"optimizer": "adam", "lr": 1e-3}),
     "seed_curves_hsf": ("hsf", {}),
@@ -41,6 +45,11 @@ CONFIGS = {
     "unit_init": ("hsf", {"unit_init": True}),
     "unit_init_lr_1e-3": ("hsf", {"unit_init": True, "lr": 1e-3}),
     "unit_init_lookahead": ("hsf", {"unit_init": True, "lookahead": True}),
+    # The values tuned for conflicting_curves (scenarios/conflicting_curves.toml), with the SDE's
+    # noise at its default bound (0.1), at seed_curves's 0.01, and off.
+    "tuned": ("hsf", TUNED),
+    "tuned_diffusion_0.01": ("hsf", {**TUNED, "max_diffusion": 0.01}),
+    "tuned_no_noise": ("hsf", {**TUNED, "max_diffusion": 0.0}),
 }
 
 
