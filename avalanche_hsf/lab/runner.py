@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from ..errors import DivergedError, UserError
 from ..plugins import FiniteLossGuard
 from . import metrics
-from .benchmarks import build_benchmark, is_regression
+from .benchmarks import build_benchmark
 from .calibration import final_test_pass
 from .checkpoint import RunCheckpoint, RunProgress
 from .loggers import close_loggers, live_metrics, make_loggers
@@ -122,7 +122,7 @@ def run_strategy_seed(scenario: Scenario, benchmark, strategy_name: str, seed: i
     entry = STRATEGIES[strategy_name]
     hparams = run_hparams(scenario, strategy_name)
     training = replace(scenario.training, **{k: hparams[k] for k in TRAINING_KEYS})
-    regression = is_regression(scenario.benchmark, scenario.benchmark_params)
+    regression = scenario.regression
     scored_stream = benchmark.valid_stream if split == "valid" else benchmark.test_stream
     input_shape = tuple(benchmark.train_stream[0].dataset[0][0].shape)
     # A regression model outputs its targets' size (the input's, for autoencoding).
@@ -236,7 +236,7 @@ def prepare(scenario: Scenario, strategies=None, epochs=None, device: str = "cpu
     for name in strategies:
         validate_strategy(name, scenario.setting, scenario.strategies.get(name, {}), f"strategy {name}",
                           scenario.training)
-        if is_regression(scenario.benchmark, scenario.benchmark_params) and STRATEGIES[name].build_model is None:
+        if scenario.regression and STRATEGIES[name].build_model is None:
             regressors = ", ".join(n for n, e in STRATEGIES.items() if e.build_model is not None)
             raise UserError(f"strategy {name}: it trains a classifier, and {scenario.benchmark} is a regression "
                             f"benchmark; use one of {regressors}")

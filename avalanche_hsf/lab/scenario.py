@@ -35,6 +35,11 @@ class Scenario:
     description: str = ""
     path: Path | None = None
 
+    @property
+    def regression(self) -> bool:
+        """Targets are vectors scored by MSE (lower is better)."""
+        return is_regression(self.benchmark, self.benchmark_params)
+
 
 def shipped_scenarios() -> list[Path]:
     """The scenario files installed with the package."""

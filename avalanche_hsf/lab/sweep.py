@@ -21,7 +21,6 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..errors import DivergedError, UserError
-from .benchmarks import is_regression
 from .executors import InProcess, Preempted
 from .files import atomic_write_json, ensure_writable_dir
 from .plots import comparison_figure, first_task_curve_figure, matrix_figure, save_figure, task_curves_figure
@@ -90,9 +89,8 @@ def run_unit(unit: Unit) -> dict:
                 with contextlib.suppress(OSError):
                     folder.rmdir()
         raise
-    regression = is_regression(scenario.benchmark, scenario.benchmark_params)
     record = {"scenario": scenario.name, "setting": scenario.setting,
-              "task": "regression" if regression else "classification",
+              "task": "regression" if scenario.regression else "classification",
               "config": unit.config, "result": result}
     atomic_write_json(unit.folder / RECORD, record)
     if unit.checkpoint_dir is None:

@@ -27,7 +27,6 @@ from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
 from ..errors import DivergedError, UserError
-from .benchmarks import is_regression
 from .executors import InProcess
 from .files import atomic_write_bytes, atomic_write_json, ensure_writable_dir
 from .runner import prepare, run_strategy_seed, scenario_benchmark
@@ -67,7 +66,7 @@ class TrialRun:
 
 def validation_score(run: TrialRun) -> float:
     """The run's score on the validation stream; DivergedError if it diverges."""
-    key = "avg_mse" if is_regression(run.scenario.benchmark, run.scenario.benchmark_params) else "acc"
+    key = "avg_mse" if run.scenario.regression else "acc"
     return run_strategy_seed(run.scenario, scenario_benchmark(run.scenario, run.dataset_root), run.strategy,
                              run.seed, device=run.device, progress=False, split="valid")[key]
 
@@ -86,7 +85,7 @@ def tune_strategy(scenario: Scenario, name: str, trials: int, seeds, storage: st
 
     Trials are proposed in rounds of as many as the executor runs at once, counting a trial's
     seeds: with no more slots than tuning seeds, one trial at a time, as in one process."""
-    minimise = is_regression(scenario.benchmark, scenario.benchmark_params)
+    minimise = scenario.regression
     executor = executor or InProcess()
     storage = optuna.storages.RDBStorage(storage)
     existing = next((s for s in optuna.get_all_study_summaries(storage) if s.study_name == name), None)
