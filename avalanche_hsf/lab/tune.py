@@ -6,8 +6,11 @@ Each strategy's search space is its registry entry's `space` plus the optimizer 
 its ask-and-tell interface, and every strategy gets the same number of trials. A trial trains the
 strategy on each tuning seed and scores it on the validation stream: the mean ACC (the mean MSE
 for regression, minimised). The test stream is never evaluated. A trial that diverges is recorded
-as failed, not dropped. The studies live in an SQLite file, so a search that is interrupted
-resumes where it stopped: finished trials are kept and an unfinished one is run again.
+as failed, not dropped. The best trial must also pass a quick check: trained for
+`QUICK_CHECK_EPOCHS` epochs on each tuning seed, it must not diverge, or the next best is taken, so
+that the shipped values are not at the edge of stability. The studies live in an SQLite file, so a
+search that is interrupted resumes where it stopped: finished trials are kept and an unfinished one
+is run again.
 
 Writes `DIR/<scenario>/tuning/<strategy>.json` (every trial and the best) and
 `DIR/<scenario>/tuning/<scenario>.toml`, the scenario with the best values, which `avalanche-hsf run`
@@ -36,6 +39,7 @@ from .strategies import STRATEGIES, validate_strategy
 TUNING_SEEDS = (1000, 1001)  # never among a scenario's reporting seeds (checked)
 DEFAULT_TRIALS = 20
 SAMPLER_SEED = 0  # TPE's own randomness: the same proposals for the same results
+QUICK_CHECK_EPOCHS = 2  # the best values must also train this briefly without diverging
 
 
 def _record(trial) -> dict:
@@ -45,9 +49,14 @@ def _record(trial) -> dict:
             **({"error": trial.user_attrs["error"]} if "error" in trial.user_attrs else {})}
 
 
+def _passes(record: dict) -> bool:
+    return record["status"] == "complete" and not record.get("quick_check", "ok").startswith("diverged")
+
+
 def best_of(records: list[dict], minimise: bool) -> dict | None:
-    """The complete trial with the best score (the first of equals)."""
-    complete = [r for r in records if r["status"] == "complete"]
+    """The complete trial with the best score (the first of equals), among those that did not
+    diverge in the quick check."""
+    complete = [r for r in records if _passes(r)]
     if not complete:
         return None
     best = (min if minimise else max)(complete, key=lambda r: r["score"])
@@ -76,6 +85,34 @@ def _trial_runs(scenario: Scenario, name: str, params: dict, seeds, dataset_root
                                 f"trial of {name}", scenario.training)
     trial_scenario = replace(scenario, strategies={**scenario.strategies, name: hparams})
     return [TrialRun(trial_scenario, name, seed, dataset_root, device) for seed in seeds]
+
+
+def quick_check(scenario: Scenario, name: str, params: dict, seeds, executor, dataset_root, device) -> str:
+    """"ok" if `params` train for QUICK_CHECK_EPOCHS epochs on every tuning seed without diverging
+    (scored on the validation stream), "diverged: <error>" if not, "not run: <why>" if the strategy
+    cannot train that briefly by design."""
+    short = replace(scenario, training=replace(scenario.training, epochs=QUICK_CHECK_EPOCHS))
+    try:
+        runs = _trial_runs(short, name, params, seeds, dataset_root, device)
+    except UserError as err:  # e.g. PackNet's post-pruning phase must be shorter than the training
+        return f"not run: {err}"
+    with contextlib.closing(executor.map(validation_score, runs)) as outcomes:
+        errors = [error for _, _, error in outcomes if error is not None]
+    for error in errors:
+        if not isinstance(error, DivergedError):
+            raise error
+    return f"diverged: {' '.join(str(errors[0]).split())}" if errors else "ok"
+
+
+def checked_best(records: list[dict], minimise: bool, check) -> dict | None:
+    """The best trial (`best_of`) once the best ones are quick-checked in turn with `check(params)`,
+    whose outcome each checked record keeps as `quick_check`."""
+    ranked = sorted((r for r in records if r["status"] == "complete"), key=lambda r: r["score"], reverse=not minimise)
+    for record in ranked:  # sorted() is stable, so the first of equals comes first, as in best_of
+        record["quick_check"] = check(record["params"])
+        if _passes(record):
+            break
+    return best_of(records, minimise)
 
 
 def tune_strategy(scenario: Scenario, name: str, trials: int, seeds, storage: str, executor=None,
@@ -136,10 +173,15 @@ def tune_strategy(scenario: Scenario, name: str, trials: int, seeds, storage: st
             bar.update()
     bar.close()
     records = [_record(t) for t in counted()][:trials]
+    if scenario.training.epochs == QUICK_CHECK_EPOCHS:  # the trials themselves trained that briefly
+        best = best_of(records, minimise)
+    else:
+        best = checked_best(records, minimise, lambda params: quick_check(scenario, name, params, seeds, executor,
+                                                                          dataset_root, device))
     return {"scenario": scenario.name, "strategy": name, "split": "valid", "seeds": list(seeds),
             "score": "avg_mse" if minimise else "acc", "direction": "minimize" if minimise else "maximize",
             "epochs": scenario.training.epochs, "space": {k: repr(v) for k, v in STRATEGIES[name].search_space.items()},
-            "trials": records, "best": best_of(records, minimise)}
+            "trials": records, "best": best}
 
 
 def tuned_scenario_text(scenario: Scenario, best: dict[str, dict]) -> str:

@@ -70,6 +70,25 @@ def test_a_diverged_trial_is_recorded_as_failed_and_never_best(guarded, tiny, tm
     assert record["best"]["number"] == record["trials"][1]["number"]
 
 
+def test_a_best_trial_that_diverges_in_the_quick_check_gives_way_to_the_next(guarded, tiny, tmp_path,
+                                                                              monkeypatch):
+    score = tune.validation_score
+    checked = []
+
+    def best_diverges_briefly(run):
+        if run.scenario.training.epochs == tune.QUICK_CHECK_EPOCHS:
+            checked.append(run.scenario.strategies[run.strategy]["lr"])
+            if len(checked) == 1:
+                raise DivergedError("the loss is nan")
+        return score(run)
+    monkeypatch.setattr(tune, "validation_score", best_diverges_briefly)
+    record = tune.tune_scenario(tiny, tmp_path, strategies=["naive"], trials=3, seeds=[7], progress=False)["naive"]
+    ranked = sorted(record["trials"], key=lambda t: t["score"], reverse=True)
+    assert [t.get("quick_check") for t in ranked] == ["diverged: the loss is nan", "ok", None]
+    assert checked == [ranked[0]["params"]["lr"], ranked[1]["params"]["lr"]]
+    assert record["best"]["number"] == ranked[1]["number"] and record["best"]["score"] == ranked[1]["score"]
+
+
 def test_an_interrupted_search_resumes_and_keeps_its_trials(guarded, tiny, tmp_path):
     first = tune.tune_scenario(tiny, tmp_path, strategies=["naive"], trials=1, seeds=[7], progress=False)["naive"]
     again = tune.tune_scenario(tiny, tmp_path, strategies=["naive"], trials=2, seeds=[7], progress=False)["naive"]
