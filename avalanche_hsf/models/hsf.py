@@ -10,7 +10,7 @@ no task label is given.
 
 import inspect
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial, wraps
 from typing import Any
 
@@ -394,9 +394,14 @@ class HSFModel(MultiTaskModule):
             generated[key] = self.hnet(self.task_embeddings[str(task)])
         return generated[key]
 
-    def generate_many(self, tasks: list[int]) -> torch.Tensor:
-        """The flat generated weights of several tasks, one row each, in one hypernetwork call."""
-        return self.hnet(torch.stack([self.task_embeddings[str(task)] for task in tasks]))
+    def generate_many(self, tasks: list[int], delta: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """The flat generated weights of several tasks, one row each, in one hypernetwork call; with
+        `delta` (hypernetwork parameter name -> Δθ), from the hypernetwork at θ + Δθ."""
+        embeddings = torch.stack([self.task_embeddings[str(task)] for task in tasks])
+        if delta is None:
+            return self.hnet(embeddings)
+        shifted = {name: p + delta[name] for name, p in self.hnet.named_parameters() if name in delta}
+        return functional_call(self.hnet, shifted, (embeddings,))
 
     def run_target(self, task: int, x: torch.Tensor) -> torch.Tensor:
         if x[0].numel() != self.target.in_features:

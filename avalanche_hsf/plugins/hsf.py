@@ -18,7 +18,7 @@ from torch.nn.functional import mse_loss
 from torch.utils.data import DataLoader
 
 from ..errors import DivergedError
-from ..models.hsf import HSFModel, functional_call
+from ..models.hsf import HSFModel
 from .online import check_online_experience, whole_experience
 
 # Old tasks' weights are generated in groups of at most this many numbers (2 MB of float32): one
@@ -38,6 +38,7 @@ def candidate_update(optimizer: torch.optim.Optimizer, named_grads: Mapping[str,
     :param named_grads: parameter name -> gradient of the current task's loss.
     :param params: parameter name -> the parameter itself, to find its state and group.
     """
+    # Written out because torch.optim has no call that returns the step it would take without taking it.
     groups = {id(p): group for group in optimizer.param_groups for p in group["params"]}
     delta = {}
     for name, grad in named_grads.items():
@@ -53,13 +54,6 @@ def candidate_update(optimizer: torch.optim.Optimizer, named_grads: Mapping[str,
         else:
             delta[name] = -group["lr"] * grad
     return {name: d.detach() for name, d in delta.items()}
-
-
-def _generate_at(model: HSFModel, delta: Mapping[str, torch.Tensor], tasks: Sequence[int]) -> torch.Tensor:
-    """The old tasks' flat weights, one row each, from the hypernetwork at θ + Δθ."""
-    shifted = {name: p + delta[name] for name, p in model.hnet.named_parameters() if name in delta}
-    embeddings = torch.stack([model.task_embeddings[str(task)] for task in tasks])
-    return functional_call(model.hnet, shifted, (embeddings,))
 
 
 def output_regularizer(model: HSFModel, targets: Mapping[int, torch.Tensor], tasks: Sequence[int],
@@ -80,7 +74,7 @@ def output_regularizer(model: HSFModel, targets: Mapping[int, torch.Tensor], tas
         chunk = list(tasks[start:start + group])
         # A single target is used as it is; stacking would copy it.
         stored = targets[chunk[0]].unsqueeze(0) if len(chunk) == 1 else torch.stack([targets[j] for j in chunk])
-        generated = model.generate_many(chunk) if delta is None else _generate_at(model, delta, chunk)
+        generated = model.generate_many(chunk, delta)
         # ‖h − h*‖² per task: mse_loss does the float operations of (h − h*).pow(2), with a fused backward.
         distances.append(mse_loss(generated, stored, reduction="none").sum(1))
     return torch.cat(distances).mean()
