@@ -50,6 +50,10 @@ CONFIGS = {
     "tuned": ("hsf", TUNED),
     "tuned_diffusion_0.01": ("hsf", {**TUNED, "max_diffusion": 0.01}),
     "tuned_no_noise": ("hsf", {**TUNED, "max_diffusion": 0.0}),
+    # The tuned values with a deeper encoder in the target (bench/hsf_target_capacity.py).
+    "tuned_encoder_2": ("hsf", {**TUNED, "encoder_layers": 2}),
+    "tuned_encoder_3": ("hsf", {**TUNED, "encoder_layers": 3}),
+    "tuned_encoder_5": ("hsf", {**TUNED, "encoder_layers": 5}),
 }
 
 

@@ -176,7 +176,8 @@ def _mas(description: str, **variant) -> StrategyEntry:
 _HSF_RULES = {
     "beta": NON_NEGATIVE, "gamma": NON_NEGATIVE, "reconstruction": NON_NEGATIVE, "reg_tasks": COUNT,
     "latent_dim": Range(2, MAX_WIDTH),  # the coupling flow splits the latent in two
-    "embedding_dim": WIDTH, "chunk_size": WIDTH, "hnet_hidden": WIDTH, "use_sde": None, "use_flow": None,
+    "encoder_layers": COUNT, "embedding_dim": WIDTH, "chunk_size": WIDTH, "hnet_hidden": WIDTH,
+    "use_sde": None, "use_flow": None,
     "inference": OneOf(INFERENCE_MODES), "sde_steps": COUNT, "max_diffusion": NON_NEGATIVE, "sde_samples": COUNT,
     "head_hidden": OPTIONAL_WIDTH, "decoder_hidden": OPTIONAL_WIDTH, "lookahead": None,
     "unit_init": None,

@@ -27,6 +27,7 @@ from torch.func import functional_call as _functional_call
 from ..errors import DivergedError
 
 INFERENCE_MODES = ("flow", "entropy")  # how HSFModel infers the task without task labels
+ENCODER_LAYERS = 1  # the encoder's hidden layers by default
 
 # The target ties no weights (HSFModel checks), so torch.func's search for tied weights can only
 # cost and is skipped; the call is otherwise the same (bench/NOTES.md).
@@ -98,9 +99,10 @@ class HSFTarget(nn.Module):
 
     :param in_features: size of the flattened input.
     :param num_outputs: outputs of the head.
-    :param hidden: width of the encoder, of the SDE's drift and diffusion nets, and twice the
-        width of the flow's conditioners.
+    :param hidden: width of the encoder's hidden layers, of the SDE's drift and diffusion nets,
+        and twice the width of the flow's conditioners.
     :param latent_dim: size of the latent code z0.
+    :param encoder_layers: hidden layers of the encoder.
     :param use_sde: evolve z0 with the latent SDE; otherwise the head reads z0 directly.
     :param use_flow: model the density of z0 with a coupling flow.
     :param sde_method: torchsde solver.
@@ -114,14 +116,16 @@ class HSFTarget(nn.Module):
     """
 
     def __init__(self, in_features: int, num_outputs: int, hidden: int = 100, latent_dim: int = 8,
-                 use_sde: bool = True, use_flow: bool = True, sde_method: str = "euler",
-                 sde_steps: int = 10, horizon: float = 1.0, max_diffusion: float = 0.1,
+                 encoder_layers: int = ENCODER_LAYERS, use_sde: bool = True, use_flow: bool = True,
+                 sde_method: str = "euler", sde_steps: int = 10, horizon: float = 1.0, max_diffusion: float = 0.1,
                  flow_layers: int = 4, sde_samples: int = 1, head_hidden: int = 0,
                  decoder_hidden: int = 0) -> None:
         super().__init__()
         if latent_dim < 2 and use_flow:
             raise ValueError("the coupling flow needs latent_dim >= 2")
-        self.encoder = nn.Sequential(nn.Flatten(), _mlp([in_features, hidden, latent_dim]))
+        if encoder_layers < 1:
+            raise ValueError(f"encoder_layers must be at least 1, got {encoder_layers}")
+        self.encoder = nn.Sequential(nn.Flatten(), _mlp([in_features, *[hidden] * encoder_layers, latent_dim]))
         self.sde = LatentSDE(latent_dim, hidden, max_diffusion) if use_sde else None
         self.flow = _coupling_flow(latent_dim, hidden // 2, flow_layers) if use_flow else None
         # A linear classifier head, or an MLP decoder for reconstruction (head_hidden > 0).

@@ -75,3 +75,15 @@ def test_generated_weights_start_at_the_targets_own_scale(unit_init, low, high):
         if name.endswith("weight") and parameter.numel() >= 64:
             ratio = (generated[name].std() / parameter.std()).item()
             assert low < ratio < high, (name, ratio)
+
+
+def test_encoder_layers_sets_the_encoders_hidden_layers_and_the_generated_shapes_follow():
+    target = HSFTarget(6, 2, hidden=16, latent_dim=4, encoder_layers=3)
+    linears = [m for m in target.encoder.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(6, 16), (16, 16), (16, 16), (16, 4)]
+    model = hsf_model((6,), 2, hidden=16, latent_dim=4, encoder_layers=3)
+    model.add_task(0)
+    generated = model.hnet.unflatten(model.generate(0))
+    assert generated["encoder.1.4.weight"].shape == (16, 16)
+    with pytest.raises(ValueError, match="encoder_layers must be at least 1"):
+        HSFTarget(6, 2, encoder_layers=0)
