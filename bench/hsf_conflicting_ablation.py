@@ -20,14 +20,15 @@ from avalanche_hsf.lab.runner import run_strategy_seed, scenario_benchmark
 from avalanche_hsf.lab.scenario import load_scenario
 
 # HSF as seed_curves was tuned (scenarios/seed_curves.toml), with the hypernetwork's initialisation
-# of then: the starting point of the issue.
+# and encoder depth of then: the starting point of the issue.
 SEED_CURVES_HSF = {"beta": 0.1, "gamma": 0.12, "reconstruction": 1.75, "max_diffusion": 0.01, "head_hidden": 64,
                    "hnet_hidden": 256, "latent_dim": 32, "decoder_hidden": 100, "optimizer": "adam", "lr": 3e-4,
-                   "unit_init": False}
+                   "unit_init": False, "encoder_layers": 1}
 
 TUNED = {"optimizer": "adam", "lr": 0.0035868164883699374, "beta": 2.4301590023300905, "gamma": 0.6279384856082841,
          "reconstruction": 0.7803884850277908, "hnet_hidden": 64, "latent_dim": 8, "decoder_hidden": 0,
-         "max_diffusion": 0.1, "head_hidden": 0, "unit_init": True}
+         "max_diffusion": 0.1, "head_hidden": 0, "unit_init": True,
+         "encoder_layers": 1}
 
 CONFIGS = {
     "reference_mlp_per_task": ("mlp_per_task", {"optimizer": "adam", "lr": 1e-3}),
@@ -45,7 +46,7 @@ CONFIGS = {
     "unit_init": ("hsf", {"unit_init": True}),
     "unit_init_lr_1e-3": ("hsf", {"unit_init": True, "lr": 1e-3}),
     "unit_init_lookahead": ("hsf", {"unit_init": True, "lookahead": True}),
-    # The values tuned for conflicting_curves (scenarios/conflicting_curves.toml), with the SDE's
+    # The values first tuned for conflicting_curves (one encoder layer then), with the SDE's
     # noise at its default bound (0.1), at seed_curves's 0.01, and off.
     "tuned": ("hsf", TUNED),
     "tuned_diffusion_0.01": ("hsf", {**TUNED, "max_diffusion": 0.01}),

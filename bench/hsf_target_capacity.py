@@ -30,7 +30,7 @@ CONFIGS = {
     "mlp": (lambda: mlp_autoencoder(1, 3), MLP_PER_TASK_LR),
     **{f"target_encoder_{n}": (lambda n=n: HSFTarget(1, 3, encoder_layers=n, **TUNED_TARGET), TUNED_LR)
        for n in (1, 2, 3, 5)},
-    "target_encoder_1_no_sde": (lambda: HSFTarget(1, 3, use_sde=False, **TUNED_TARGET), TUNED_LR),
+    "target_encoder_1_no_sde": (lambda: HSFTarget(1, 3, encoder_layers=1, use_sde=False, **TUNED_TARGET), TUNED_LR),
 }
 
 

@@ -27,7 +27,9 @@ from torch.func import functional_call as _functional_call
 from ..errors import DivergedError
 
 INFERENCE_MODES = ("flow", "entropy")  # how HSFModel infers the task without task labels
-ENCODER_LAYERS = 1  # the encoder's hidden layers by default
+# The encoder's hidden layers by default. One layer could not fit conflicting_curves' oscillating
+# tasks even trained directly; two, as von Oswald et al.'s target MLPs have, fit them (README).
+ENCODER_LAYERS = 2
 
 # The target ties no weights (HSFModel checks), so torch.func's search for tied weights can only
 # cost and is skipped; the call is otherwise the same (bench/NOTES.md).
