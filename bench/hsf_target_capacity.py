@@ -13,6 +13,7 @@ import json
 import time
 
 import torch
+from hsf_conflicting_ablation import TUNED  # bench/ is the script's directory, so on sys.path
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
@@ -21,10 +22,10 @@ from avalanche_hsf.lab.scenario import load_scenario
 from avalanche_hsf.models import mlp_autoencoder
 from avalanche_hsf.models.hsf import HSFTarget
 
-# The target's sizes in scenarios/conflicting_curves.toml's tuned hsf ([model] hidden_size = 64).
-TUNED_TARGET = {"hidden": 64, "latent_dim": 8, "max_diffusion": 0.1, "head_hidden": 0}
-TUNED_LR = 0.0035868164883699374  # the tuned hsf's Adam learning rate
-MLP_PER_TASK_LR = 0.006902902940976648  # the tuned mlp_per_task's
+# The target as the first tuning of hsf built it ([model] hidden_size = 64), and its learning rate.
+TUNED_TARGET = {"hidden": 64, **{key: TUNED[key] for key in ("latent_dim", "max_diffusion", "head_hidden")}}
+TUNED_LR = TUNED["lr"]
+MLP_PER_TASK_LR = 0.006902902940976648  # mlp_per_task's, as tuned in scenarios/conflicting_curves.toml
 
 CONFIGS = {
     "mlp": (lambda: mlp_autoencoder(1, 3), MLP_PER_TASK_LR),
