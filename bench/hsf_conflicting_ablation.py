@@ -30,6 +30,11 @@ TUNED = {"optimizer": "adam", "lr": 0.0035868164883699374, "beta": 2.43015900233
          "max_diffusion": 0.1, "head_hidden": 0, "unit_init": True,
          "encoder_layers": 1}
 
+# The values of the second tuning, with the two-layer encoder (scenarios/conflicting_curves.toml).
+RETUNED = {"optimizer": "adam", "lr": 0.01247042763432578, "beta": 0.15119336467641012, "gamma": 0.04950159553733195,
+           "reconstruction": 8.663279761354557, "hnet_hidden": 256, "latent_dim": 8, "decoder_hidden": 0,
+           "max_diffusion": 0.1, "head_hidden": 0, "unit_init": True, "encoder_layers": 2}
+
 CONFIGS = {
     "reference_mlp_per_task": ("mlp_per_task", {"optimizer": "adam", "lr": 1e-3}),
     "seed_curves_hsf": ("hsf", {}),
@@ -55,6 +60,9 @@ CONFIGS = {
     "tuned_encoder_2": ("hsf", {**TUNED, "encoder_layers": 2}),
     "tuned_encoder_3": ("hsf", {**TUNED, "encoder_layers": 3}),
     "tuned_encoder_5": ("hsf", {**TUNED, "encoder_layers": 5}),
+    "retuned": ("hsf", RETUNED),
+    "retuned_beta_1": ("hsf", {**RETUNED, "beta": 1.0}),
+    "retuned_beta_2.4": ("hsf", {**RETUNED, "beta": TUNED["beta"]}),
 }
 
 
