@@ -98,7 +98,9 @@ def _two_separated_tasks():
 def trained_on_separated_tasks():
     benchmark = _two_separated_tasks()
     torch.manual_seed(0)
-    model = make_model(in_features=8, num_outputs=4, infer_task=True)
+    # The encoder depth these clusters and 5 epochs were set up for; with the two-layer default the
+    # second task is inferred right 90% of the time, the first 100%.
+    model = make_model(in_features=8, num_outputs=4, infer_task=True, encoder_layers=1)
     strategy = make_strategy(model, epochs=5, gamma=1.0, lr=3e-3)
     for experience in benchmark.train_stream:
         strategy.train(experience)
@@ -112,7 +114,7 @@ def test_flow_task_inference_picks_the_right_task(trained_on_separated_tasks):
     with torch.no_grad():
         for task, x in enumerate(test_inputs):
             logits = model(x)
-            assert (model.inferred_tasks == task).float().mean() >= 0.85  # chance: 0.5
+            assert (model.inferred_tasks == task).float().mean() > 0.9
             # Each prediction is one of its inferred task's classes, in the global class space.
             for prediction, inferred in zip(logits.argmax(1).tolist(), model.inferred_tasks.tolist()):
                 assert prediction in model.class_sets[inferred]
