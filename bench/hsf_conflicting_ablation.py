@@ -37,6 +37,7 @@ RETUNED = {"optimizer": "adam", "lr": 0.01247042763432578, "beta": 0.15119336467
 
 CONFIGS = {
     "reference_mlp_per_task": ("mlp_per_task", {"optimizer": "adam", "lr": 1e-3}),
+    "tuned_mlp_per_task": ("mlp_per_task", load_scenario("conflicting_curves").strategies["mlp_per_task"]),
     "seed_curves_hsf": ("hsf", {}),
     "beta_1": ("hsf", {"beta": 1.0}),
     "beta_10": ("hsf", {"beta": 10.0}),
@@ -63,6 +64,13 @@ CONFIGS = {
     "retuned": ("hsf", RETUNED),
     "retuned_beta_1": ("hsf", {**RETUNED, "beta": 1.0}),
     "retuned_beta_2.4": ("hsf", {**RETUNED, "beta": TUNED["beta"]}),
+    # The second tuning's values with the three-layer encoder that fits best trained directly.
+    "retuned_encoder_3": ("hsf", {**RETUNED, "encoder_layers": 3}),
+    "retuned_beta_1_encoder_3": ("hsf", {**RETUNED, "beta": 1.0, "encoder_layers": 3}),
+    # What keeps the second tuning's values from fitting even task 0, which nothing regularises.
+    "retuned_fit_only": ("hsf", {**RETUNED, "gamma": 0.0, "reconstruction": 0.0}),
+    "retuned_no_noise": ("hsf", {**RETUNED, "max_diffusion": 0.0}),
+    "retuned_lr_0.0036": ("hsf", {**RETUNED, "lr": TUNED["lr"]}),
 }
 
 
@@ -87,6 +95,7 @@ def main(argv=None) -> None:
         print(json.dumps({"config": name, "seed": args.seed, "epochs": run.training.epochs,
                           "avg_mse": result["avg_mse"], "avg_forgetting": result["avg_forgetting"],
                           "mean_diagonal": sum(R[j][j] for j in range(len(R))) / len(R),
+                          "diagonal": [round(R[j][j], 5) for j in range(len(R))],
                           "final_row": [round(v, 5) for v in R[-1]], "train_seconds": round(result["train_seconds"], 1),
                           "hparams": hparams}), flush=True)
 
