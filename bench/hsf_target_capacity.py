@@ -13,7 +13,7 @@ import json
 import time
 
 import torch
-from hsf_conflicting_ablation import TUNED  # bench/ is the script's directory, so on sys.path
+from hsf_conflicting_ablation import MLP_PER_TASK_10_TRIALS, TUNED  # bench/ is the script's directory, so on sys.path
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
@@ -25,10 +25,9 @@ from avalanche_hsf.models.hsf import HSFTarget
 # The target as the first tuning of hsf built it ([model] hidden_size = 64), and its learning rate.
 TUNED_TARGET = {"hidden": 64, **{key: TUNED[key] for key in ("latent_dim", "max_diffusion", "head_hidden")}}
 TUNED_LR = TUNED["lr"]
-MLP_PER_TASK_LR = 0.006902902940976648  # mlp_per_task's, as tuned in scenarios/conflicting_curves.toml
 
 CONFIGS = {
-    "mlp": (lambda: mlp_autoencoder(1, 3), MLP_PER_TASK_LR),
+    "mlp": (lambda: mlp_autoencoder(1, 3), MLP_PER_TASK_10_TRIALS["lr"]),
     **{f"target_encoder_{n}": (lambda n=n: HSFTarget(1, 3, encoder_layers=n, **TUNED_TARGET), TUNED_LR)
        for n in (1, 2, 3, 5)},
     "target_encoder_1_no_sde": (lambda: HSFTarget(1, 3, encoder_layers=1, use_sde=False, **TUNED_TARGET), TUNED_LR),
