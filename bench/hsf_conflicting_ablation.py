@@ -73,6 +73,10 @@ CONFIGS = {
     "retuned_encoder_3_lr_0.003": ("hsf", {**RETUNED, "encoder_layers": 3, "lr": 0.003}),
     "retuned_encoder_3_lr_0.006": ("hsf", {**RETUNED, "encoder_layers": 3, "lr": 0.006}),
     "retuned_lr_0.006": ("hsf", {**RETUNED, "lr": 0.006}),
+    # Fewer, larger chunks: less of the generated weights share the hypernetwork's last layer
+    # (the target has 8,851 weights, so 9 chunks of 1024, 3 of 4096, or one).
+    "retuned_chunk_4096": ("hsf", {**RETUNED, "chunk_size": 4096}),
+    "retuned_one_chunk": ("hsf", {**RETUNED, "chunk_size": 9216}),
     # What keeps the second tuning's values from fitting even task 0, which nothing regularises.
     "retuned_fit_only": ("hsf", {**RETUNED, "gamma": 0.0, "reconstruction": 0.0}),
     "retuned_no_noise": ("hsf", {**RETUNED, "max_diffusion": 0.0}),
