@@ -11,7 +11,7 @@
 # Both steps run WORKERS local processes (`--workers`). Finished trials and runs are kept, so the
 # same command resumes an interrupted protocol. Everything lands under $OUT/SCENARIO (default
 # runs/); the wall-clock of each step goes to $OUT/SCENARIO/protocol.log, and the tuning records,
-# the tuned file and results.json are copied to bench/results/SCENARIO/.
+# the tuned file and results.json are copied to $RESULTS (default bench/results/SCENARIO/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CLI=${CLI:-.venv/bin/avalanche-hsf}
@@ -22,6 +22,7 @@ WORKERS=${3:-$(nproc)}
 EPOCHS=${4:-}
 OUT=${OUT:-runs}
 NAME=$($PY -c "import sys; from avalanche_hsf.lab.scenario import load_scenario; print(load_scenario(sys.argv[1]).name)" "$SCENARIO")
+RESULTS=${RESULTS:-bench/results/$NAME}
 mkdir -p "$OUT/$NAME"
 LOG="$OUT/$NAME/protocol.log"
 ARGS=(--workers "$WORKERS" --threads 1 --quiet --out "$OUT")
@@ -37,7 +38,7 @@ start=$(date +%s)
 $CLI run "$OUT/$NAME/tuning/$NAME.toml" "${ARGS[@]}" > "$OUT/$NAME/report.txt" 2>&1
 echo "$(date -u +%FT%TZ) run $OUT/$NAME/tuning/$NAME.toml ${STRATEGIES:+--strategies $STRATEGIES} --workers $WORKERS: $(( $(date +%s) - start ))s" >> "$LOG"
 
-mkdir -p "bench/results/$NAME"
+mkdir -p "$RESULTS"
 cp "$OUT/$NAME"/tuning/*.json "$OUT/$NAME/tuning/$NAME.toml" "$OUT/$NAME/results.json" "$OUT/$NAME/report.txt" \
-   "$LOG" "bench/results/$NAME/"
+   "$LOG" "$RESULTS/"
 cat "$OUT/$NAME/report.txt"
