@@ -3,6 +3,7 @@ scored on the VALIDATION stream on a tuning seed (never the test stream), with t
 reference beside it.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/hsf_conflicting_ablation.py [CONFIG ...] [--seed 1000] [--epochs N]
+        [--hidden-size N]
 
 Prints one JSON line per configuration: the average final validation MSE, the average forgetting
 (mean over old tasks of R[T-1][j] - R[j][j]), the mean of the diagonal R[j][j] (how well each task
@@ -89,12 +90,15 @@ def main(argv=None) -> None:
     parser.add_argument("configs", nargs="*", default=list(CONFIGS))
     parser.add_argument("--seed", type=int, default=1000)
     parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--hidden-size", type=int, default=None)
     parser.add_argument("--set", default="{}", help="JSON of HSF values applied to every hsf configuration")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     scenario = load_scenario("conflicting_curves")
     if args.epochs:
         scenario = replace(scenario, training=replace(scenario.training, epochs=args.epochs))
+    if args.hidden_size:  # the width of HSF's target (and of the MLPs), [model] hidden_size
+        scenario = replace(scenario, model=replace(scenario.model, hidden_size=args.hidden_size))
     benchmark = scenario_benchmark(scenario)
     for name in args.configs:
         strategy, change = CONFIGS[name]
@@ -103,6 +107,7 @@ def main(argv=None) -> None:
         result = run_strategy_seed(run, benchmark, strategy, args.seed, progress=False, split="valid")
         R = result["mse_matrix"]
         print(json.dumps({"config": name, "seed": args.seed, "epochs": run.training.epochs,
+                          "hidden_size": run.model.hidden_size,
                           "avg_mse": result["avg_mse"], "avg_forgetting": result["avg_forgetting"],
                           "mean_diagonal": sum(R[j][j] for j in range(len(R))) / len(R),
                           "diagonal": [round(R[j][j], 5) for j in range(len(R))],

@@ -13,7 +13,9 @@ import json
 import time
 
 import torch
-from hsf_conflicting_ablation import MLP_PER_TASK_10_TRIALS, TUNED  # bench/ is the script's directory, so on sys.path
+
+# bench/ is the script's directory, so on sys.path
+from hsf_conflicting_ablation import MLP_PER_TASK_10_TRIALS, RETUNED, TUNED
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
@@ -31,6 +33,10 @@ CONFIGS = {
     **{f"target_encoder_{n}": (lambda n=n: HSFTarget(1, 3, encoder_layers=n, **TUNED_TARGET), TUNED_LR)
        for n in (1, 2, 3, 5)},
     "target_encoder_1_no_sde": (lambda: HSFTarget(1, 3, encoder_layers=1, use_sde=False, **TUNED_TARGET), TUNED_LR),
+    # The two-layer target at twice the width, and at the second tuning's learning rate.
+    "target_encoder_2_width_128": (lambda: HSFTarget(1, 3, encoder_layers=2, **{**TUNED_TARGET, "hidden": 128}),
+                                   TUNED_LR),
+    "target_encoder_2_lr_retuned": (lambda: HSFTarget(1, 3, encoder_layers=2, **TUNED_TARGET), RETUNED["lr"]),
 }
 
 
