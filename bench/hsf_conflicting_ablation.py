@@ -82,6 +82,7 @@ CONFIGS = {
     "retuned_fit_only": ("hsf", {**RETUNED, "gamma": 0.0, "reconstruction": 0.0}),
     "retuned_no_noise": ("hsf", {**RETUNED, "max_diffusion": 0.0}),
     "retuned_sde_samples_8": ("hsf", {**RETUNED, "sde_samples": 8}),  # 8 SDE paths averaged at evaluation
+    "retuned_no_noise_beta_1": ("hsf", {**RETUNED, "max_diffusion": 0.0, "beta": 1.0}),
     "retuned_lr_0.0036": ("hsf", {**RETUNED, "lr": TUNED["lr"]}),
 }
 
