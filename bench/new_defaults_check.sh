@@ -17,14 +17,14 @@ COPIES=$(mktemp -d)
 for scenario in ${SCENARIOS:-split_mnist5k_til split_mnist5k_cil split_digits_cil seed_curves}; do
   $PY - "scenarios/$scenario.toml" "$COPIES/$scenario.toml" <<'EOF'
 import sys
+import tomllib
 
-lines, in_hsf = [], False
-for line in open(sys.argv[1]).read().splitlines(keepends=True):
-    if line.startswith("["):
-        in_hsf = line.strip() == "[strategies.hsf]"
-    if not (in_hsf and line.startswith(("encoder_layers", "unit_init"))):
-        lines.append(line)
-open(sys.argv[2], "w").write("".join(lines))
+import tomli_w
+
+document = tomllib.loads(open(sys.argv[1]).read())
+for pin in ("encoder_layers", "unit_init"):
+    document["strategies"]["hsf"].pop(pin, None)
+open(sys.argv[2], "w").write(tomli_w.dumps(document))
 EOF
   OUT=runs/new_defaults RESULTS="bench/results/$scenario/new_defaults" STRATEGIES=hsf \
     bench/protocol.sh "$COPIES/$scenario.toml" "$TRIALS" "$WORKERS"

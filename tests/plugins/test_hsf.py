@@ -114,7 +114,7 @@ def test_flow_task_inference_picks_the_right_task(trained_on_separated_tasks):
     with torch.no_grad():
         for task, x in enumerate(test_inputs):
             logits = model(x)
-            assert (model.inferred_tasks == task).float().mean() > 0.9
+            assert (model.inferred_tasks == task).float().mean() > 0.9  # chance: 0.5
             # Each prediction is one of its inferred task's classes, in the global class space.
             for prediction, inferred in zip(logits.argmax(1).tolist(), model.inferred_tasks.tolist()):
                 assert prediction in model.class_sets[inferred]
