@@ -39,8 +39,11 @@ RETUNED = {"optimizer": "adam", "lr": 0.01247042763432578, "beta": 0.15119336467
 # mlp_per_task's values from the 10-trial tuning, the reference the records here were measured against.
 MLP_PER_TASK_10_TRIALS = {"optimizer": "adam", "lr": 0.006902902940976648}
 
+SHIPPED = None  # a configuration that runs the strategy's values in scenarios/conflicting_curves.toml
+
 CONFIGS = {
     "reference_mlp_per_task": ("mlp_per_task", {"optimizer": "adam", "lr": 1e-3}),
+    "shipped_mlp_per_task": ("mlp_per_task", SHIPPED),
     "tuned_mlp_per_task": ("mlp_per_task", MLP_PER_TASK_10_TRIALS),
     "seed_curves_hsf": ("hsf", {}),
     "beta_1": ("hsf", {"beta": 1.0}),
@@ -84,6 +87,23 @@ CONFIGS = {
     "retuned_sde_samples_8": ("hsf", {**RETUNED, "sde_samples": 8}),  # 8 SDE paths averaged at evaluation
     "retuned_no_noise_beta_1": ("hsf", {**RETUNED, "max_diffusion": 0.0, "beta": 1.0}),
     "retuned_lr_0.0036": ("hsf", {**RETUNED, "lr": TUNED["lr"]}),
+    # Larger task embeddings: more of each task's weights set by parameters of its own, which the
+    # output regulariser leaves free, against the 16 of the default.
+    "retuned_beta_1_embedding_64": ("hsf", {**RETUNED, "beta": 1.0, "embedding_dim": 64}),
+    "retuned_no_noise_beta_1_embedding_64": ("hsf", {**RETUNED, "max_diffusion": 0.0, "beta": 1.0,
+                                                      "embedding_dim": 64}),
+    # A hidden layer in the target's head, after the SDE (bench/hsf_target_capacity.py).
+    "retuned_head_64": ("hsf", {**RETUNED, "head_hidden": 64}),
+    "retuned_beta_1_head_64": ("hsf", {**RETUNED, "beta": 1.0, "head_hidden": 64}),
+    # A wider hypernetwork: more room to fit a new task while the old tasks' outputs are held.
+    "retuned_no_noise_beta_1_hnet_1024": ("hsf", {**RETUNED, "max_diffusion": 0.0, "beta": 1.0, "hnet_hidden": 1024}),
+    "retuned_no_noise_beta_1_hnet_1024_lr_0.003": ("hsf", {**RETUNED, "max_diffusion": 0.0, "beta": 1.0,
+                                                            "hnet_hidden": 1024, "lr": 0.003}),
+    # Each new task's embedding starts as a copy of the previous task's, not at a random point.
+    "retuned_previous_embedding": ("hsf", {**RETUNED, "embedding_init": "previous"}),
+    "retuned_beta_1_previous_embedding": ("hsf", {**RETUNED, "beta": 1.0, "embedding_init": "previous"}),
+    "retuned_no_noise_beta_1_embedding_256": ("hsf", {**RETUNED, "max_diffusion": 0.0, "beta": 1.0,
+                                                       "embedding_dim": 256}),
 }
 
 
@@ -104,7 +124,12 @@ def main(argv=None) -> None:
     benchmark = scenario_benchmark(scenario)
     for name in args.configs:
         strategy, change = CONFIGS[name]
-        hparams = {**SEED_CURVES_HSF, **json.loads(args.set), **change} if strategy == "hsf" else change
+        if change is SHIPPED:
+            hparams = scenario.strategies[strategy]
+        elif strategy == "hsf":
+            hparams = {**SEED_CURVES_HSF, **json.loads(args.set), **change}
+        else:
+            hparams = change
         run = replace(scenario, strategies={strategy: hparams})
         result = run_strategy_seed(run, benchmark, strategy, args.seed, progress=False, split="valid")
         R = result["mse_matrix"]

@@ -37,6 +37,10 @@ CONFIGS = {
     "target_encoder_2_width_128": (lambda: HSFTarget(1, 3, encoder_layers=2, **{**TUNED_TARGET, "hidden": 128}),
                                    TUNED_LR),
     "target_encoder_2_lr_retuned": (lambda: HSFTarget(1, 3, encoder_layers=2, **TUNED_TARGET), RETUNED["lr"]),
+    # The two-layer target with a hidden layer in its head, after the SDE.
+    "target_encoder_2_head_64_lr_retuned": (lambda: HSFTarget(1, 3, encoder_layers=2, **{**TUNED_TARGET,
+                                                                                       "head_hidden": 64}),
+                                            RETUNED["lr"]),
 }
 
 

@@ -27,6 +27,7 @@ from torch.func import functional_call as _functional_call
 from ..errors import DivergedError
 
 INFERENCE_MODES = ("flow", "entropy")  # how HSFModel infers the task without task labels
+EMBEDDING_INITS = ("random", "previous")  # where a new task's embedding starts
 # The encoder's hidden layers by default. One layer could not fit conflicting_curves' oscillating
 # tasks even trained directly; two, as von Oswald et al.'s target MLPs have, fit them (README).
 ENCODER_LAYERS = 2
@@ -292,14 +293,19 @@ class HSFModel(MultiTaskModule):
         initialisation of the hypernetwork, whose outputs start about ten times smaller.
     :param infer_task: infer the task at evaluation (class-IL, domain-IL) instead of reading task labels.
     :param inference: how the task is inferred: one of `INFERENCE_MODES`.
+    :param embedding_init: where a new task's embedding starts, one of `EMBEDDING_INITS`: "random"
+        (a standard normal draw) or "previous" (a copy of the most recently added task's embedding,
+        so that the new task starts from a network the hypernetwork has learned to generate).
     """
 
     def __init__(self, target: HSFTarget, embedding_dim: int = 16, chunk_size: int = 1024,
                  chunk_embedding_dim: int = 16, hnet_hidden: int = 64, infer_task: bool = False,
-                 inference: str = "flow", unit_init: bool = True) -> None:
+                 inference: str = "flow", unit_init: bool = True, embedding_init: str = "random") -> None:
         super().__init__()
         if inference not in INFERENCE_MODES:
             raise ValueError(f"inference must be one of {INFERENCE_MODES}, got {inference!r}")
+        if embedding_init not in EMBEDDING_INITS:
+            raise ValueError(f"embedding_init must be one of {EMBEDDING_INITS}, got {embedding_init!r}")
         if inference == "flow" and target.flow is None:
             raise ValueError("flow-based task inference needs a target with a flow (use_flow=True)")
         self.target = target
@@ -309,7 +315,7 @@ class HSFModel(MultiTaskModule):
                                         unit_init)
         if len(list(target.named_parameters(remove_duplicate=False))) != len(self.hnet.names):
             raise ValueError("HSF: the target network must not share (tie) parameters between layers")
-        self.embedding_dim = embedding_dim
+        self.embedding_dim, self.embedding_init = embedding_dim, embedding_init
         self.task_embeddings = nn.ParameterDict()
         self.infer_task, self.inference = infer_task, inference
         self.training_task, self.training_classes = None, None  # set by HSFPlugin in class-/domain-IL
@@ -385,9 +391,14 @@ class HSFModel(MultiTaskModule):
 
     def add_task(self, task: int) -> None:
         key = str(task)
-        if key not in self.task_embeddings:
-            device = self.hnet.chunk_embeddings.device
-            self.task_embeddings[key] = nn.Parameter(torch.randn(self.embedding_dim, device=device))
+        if key in self.task_embeddings:
+            return
+        if self.embedding_init == "previous" and len(self.task_embeddings):
+            # ParameterDict keeps insertion order: the last one is the most recently added task's.
+            start = list(self.task_embeddings.values())[-1].detach().clone()
+        else:
+            start = torch.randn(self.embedding_dim, device=self.hnet.chunk_embeddings.device)
+        self.task_embeddings[key] = nn.Parameter(start)
 
     _generated = None  # (task, grad mode) -> flat weights, during one forward call only (see _generating_once)
 

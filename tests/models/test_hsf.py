@@ -87,3 +87,20 @@ def test_encoder_layers_sets_the_encoders_hidden_layers_and_the_generated_shapes
     assert generated["encoder.1.4.weight"].shape == (16, 16)
     with pytest.raises(ValueError, match="encoder_layers must be at least 1"):
         HSFTarget(6, 2, encoder_layers=0)
+
+
+def test_embedding_init_previous_starts_a_new_task_where_the_last_one_is():
+    torch.manual_seed(0)
+    model = hsf_model((6,), 2, hidden=16, latent_dim=4, embedding_init="previous")
+    model.add_task(0)
+    with torch.no_grad():
+        model.task_embeddings["0"].add_(1.0)  # as if task 0 had trained it
+    model.add_task(1)
+    assert torch.equal(model.task_embeddings["1"], model.task_embeddings["0"])
+    assert model.task_embeddings["1"] is not model.task_embeddings["0"]  # a copy: training one leaves the other
+    randomly = hsf_model((6,), 2, hidden=16, latent_dim=4)
+    randomly.add_task(0)
+    randomly.add_task(1)
+    assert not torch.equal(randomly.task_embeddings["1"], randomly.task_embeddings["0"])
+    with pytest.raises(ValueError, match="embedding_init must be one of"):
+        hsf_model((6,), 2, embedding_init="zeros")
