@@ -8,6 +8,7 @@
 #   bench/protocol.sh SCENARIO [TRIALS] [WORKERS] [EPOCHS]    (defaults: 20 trials, every core, the file's epochs)
 #
 # STRATEGIES=a,b,c restricts both steps to those strategies (default: every strategy in the file).
+# TUNE_SEEDS=1000,1001,... sets the tuning seeds (default: tune's own, 1000 and 1001).
 # Both steps run WORKERS local processes (`--workers`). Finished trials and runs are kept, so the
 # same command resumes an interrupted protocol. Everything lands under $OUT/SCENARIO (default
 # runs/); the wall-clock of each step goes to $OUT/SCENARIO/protocol.log, and the tuning records,
@@ -29,10 +30,11 @@ ARGS=(--workers "$WORKERS" --threads 1 --quiet --out "$OUT")
 [[ -n "${STRATEGIES:-}" ]] && ARGS+=(--strategies "$STRATEGIES")
 
 start=$(date +%s)
-EPOCH_ARGS=()
-[[ -n "$EPOCHS" ]] && EPOCH_ARGS=(--epochs "$EPOCHS")
-$CLI tune "$SCENARIO" --trials "$TRIALS" "${ARGS[@]}" "${EPOCH_ARGS[@]}" > "$OUT/$NAME/tune.txt" 2>&1
-echo "$(date -u +%FT%TZ) tune $SCENARIO --trials $TRIALS ${EPOCH_ARGS[*]} ${STRATEGIES:+--strategies $STRATEGIES} --workers $WORKERS: $(( $(date +%s) - start ))s" >> "$LOG"
+TUNE_ARGS=()
+[[ -n "$EPOCHS" ]] && TUNE_ARGS=(--epochs "$EPOCHS")
+[[ -n "${TUNE_SEEDS:-}" ]] && TUNE_ARGS+=(--seeds "$TUNE_SEEDS")
+$CLI tune "$SCENARIO" --trials "$TRIALS" "${ARGS[@]}" "${TUNE_ARGS[@]}" > "$OUT/$NAME/tune.txt" 2>&1
+echo "$(date -u +%FT%TZ) tune $SCENARIO --trials $TRIALS ${TUNE_ARGS[*]} ${STRATEGIES:+--strategies $STRATEGIES} --workers $WORKERS: $(( $(date +%s) - start ))s" >> "$LOG"
 
 start=$(date +%s)
 $CLI run "$OUT/$NAME/tuning/$NAME.toml" "${ARGS[@]}" > "$OUT/$NAME/report.txt" 2>&1
