@@ -92,6 +92,8 @@ CONFIGS = {
     "retuned_beta_1_embedding_64": ("hsf", {**RETUNED, "beta": 1.0, "embedding_dim": 64}),
     "retuned_no_noise_beta_1_embedding_64": ("hsf", {**RETUNED, "max_diffusion": 0.0, "beta": 1.0,
                                                       "embedding_dim": 64}),
+    "retuned_no_noise_beta_1_embedding_256": ("hsf", {**RETUNED, "max_diffusion": 0.0, "beta": 1.0,
+                                                       "embedding_dim": 256}),
     # A hidden layer in the target's head, after the SDE (bench/hsf_target_capacity.py).
     "retuned_head_64": ("hsf", {**RETUNED, "head_hidden": 64}),
     "retuned_beta_1_head_64": ("hsf", {**RETUNED, "beta": 1.0, "head_hidden": 64}),
@@ -102,8 +104,6 @@ CONFIGS = {
     # Each new task's embedding starts as a copy of the previous task's, not at a random point.
     "retuned_previous_embedding": ("hsf", {**RETUNED, "embedding_init": "previous"}),
     "retuned_beta_1_previous_embedding": ("hsf", {**RETUNED, "beta": 1.0, "embedding_init": "previous"}),
-    "retuned_no_noise_beta_1_embedding_256": ("hsf", {**RETUNED, "max_diffusion": 0.0, "beta": 1.0,
-                                                       "embedding_dim": 256}),
 }
 
 
