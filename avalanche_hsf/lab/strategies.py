@@ -180,7 +180,7 @@ _HSF_RULES = {
     "use_sde": None, "use_flow": None,
     "inference": OneOf(INFERENCE_MODES), "sde_steps": COUNT, "max_diffusion": NON_NEGATIVE, "sde_samples": COUNT,
     "head_hidden": OPTIONAL_WIDTH, "decoder_hidden": OPTIONAL_WIDTH, "lookahead": None,
-    "unit_init": None, "embedding_init": OneOf(EMBEDDING_INITS),
+    "unit_init": None, "embedding_init": OneOf(EMBEDDING_INITS), "frozen_features": None,
 }
 # The loss weights, and the sizes that matter most (a decoder is what lets the flow infer the task).
 _HSF_SPACE = {"beta": _log(1e-3, 10.0), "gamma": _log(1e-3, 10.0), "reconstruction": _log(0.1, 100.0),

@@ -296,11 +296,15 @@ class HSFModel(MultiTaskModule):
     :param embedding_init: where a new task's embedding starts, one of `EMBEDDING_INITS`: "random"
         (a standard normal draw) or "previous" (a copy of the most recently added task's embedding,
         so that the new task starts from a network the hypernetwork has learned to generate).
+    :param frozen_features: keep the hypernetwork's hidden layers and chunk embeddings at their
+        initialisation, so that only its last layer (and the task embeddings) train: a step on one
+        generated weight then moves the others less (see the README's conflicting_curves section).
     """
 
     def __init__(self, target: HSFTarget, embedding_dim: int = 16, chunk_size: int = 1024,
                  chunk_embedding_dim: int = 16, hnet_hidden: int = 64, infer_task: bool = False,
-                 inference: str = "flow", unit_init: bool = True, embedding_init: str = "random") -> None:
+                 inference: str = "flow", unit_init: bool = True, embedding_init: str = "random",
+                 frozen_features: bool = False) -> None:
         super().__init__()
         if inference not in INFERENCE_MODES:
             raise ValueError(f"inference must be one of {INFERENCE_MODES}, got {inference!r}")
@@ -313,6 +317,9 @@ class HSFModel(MultiTaskModule):
         self.target.requires_grad_(False)
         self.hnet = ChunkedHypernetwork(target, embedding_dim, chunk_size, chunk_embedding_dim, hnet_hidden,
                                         unit_init)
+        if frozen_features:
+            self.hnet.net[:-1].requires_grad_(False)
+            self.hnet.chunk_embeddings.requires_grad_(False)
         if len(list(target.named_parameters(remove_duplicate=False))) != len(self.hnet.names):
             raise ValueError("HSF: the target network must not share (tie) parameters between layers")
         self.embedding_dim, self.embedding_init = embedding_dim, embedding_init

@@ -104,3 +104,15 @@ def test_embedding_init_previous_starts_a_new_task_where_the_last_one_is():
     assert not torch.equal(randomly.task_embeddings["1"], randomly.task_embeddings["0"])
     with pytest.raises(ValueError, match="embedding_init must be one of"):
         hsf_model((6,), 2, embedding_init="zeros")
+
+
+def test_frozen_features_trains_only_the_hypernetworks_last_layer_and_the_embedding():
+    torch.manual_seed(0)
+    model = hsf_model((6,), 2, hidden=16, latent_dim=4, frozen_features=True)
+    model.add_task(0)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=0.01)
+    model(torch.randn(8, 6), 0).pow(2).mean().backward()
+    optimizer.step()
+    changed = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
+    assert changed == {"hnet.net.4.weight", "hnet.net.4.bias", "task_embeddings.0"}
