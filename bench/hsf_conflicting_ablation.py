@@ -123,10 +123,10 @@ CONFIGS = {
     # Only the hypernetwork's last layer and the task embeddings train (bench/hsf_target_capacity.py
     # hnet_one_chunk_frozen_features: the one-task fit closest to the target trained directly).
     "four_seeds_one_chunk_frozen_features": ("hsf", {**FOUR_SEEDS, "chunk_size": 9216, "frozen_features": True}),
-    "four_seeds_one_chunk_frozen_features_encoder_3": ("hsf", {**FOUR_SEEDS, "chunk_size": 9216,
+    "four_seeds_chunk_9216_frozen_features_encoder_3": ("hsf", {**FOUR_SEEDS, "chunk_size": 9216,
                                                                "frozen_features": True, "encoder_layers": 3}),
     "four_seeds_encoder_3": ("hsf", {**FOUR_SEEDS, "encoder_layers": 3}),
-    "four_seeds_one_chunk_encoder_3": ("hsf", {**FOUR_SEEDS, "chunk_size": 9216, "encoder_layers": 3}),
+    "four_seeds_chunk_9216_encoder_3": ("hsf", {**FOUR_SEEDS, "chunk_size": 9216, "encoder_layers": 3}),
     "four_seeds_frozen_features_encoder_3": ("hsf", {**FOUR_SEEDS, "frozen_features": True, "encoder_layers": 3}),
     "four_seeds_frozen_features_lr_0.006": ("hsf", {**FOUR_SEEDS, "frozen_features": True, "lr": 0.006}),
 }
