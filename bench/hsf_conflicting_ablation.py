@@ -121,7 +121,8 @@ CONFIGS = {
     "four_seeds_one_chunk": ("hsf", {**FOUR_SEEDS, "chunk_size": 9216}),
     "four_seeds_one_chunk_lr_0.006": ("hsf", {**FOUR_SEEDS, "chunk_size": 9216, "lr": 0.006}),
     # Only the hypernetwork's last layer and the task embeddings train (bench/hsf_target_capacity.py
-    # hnet_one_chunk_frozen_features: the one-task fit closest to the target trained directly).
+    # hnet_one_chunk_frozen_features: the only one-task fit that learns cos 3x at the shipped lr), and
+    # a third encoder layer (13,011 weights: chunks of 9216 are two of them).
     "four_seeds_one_chunk_frozen_features": ("hsf", {**FOUR_SEEDS, "chunk_size": 9216, "frozen_features": True}),
     "four_seeds_chunk_9216_frozen_features_encoder_3": ("hsf", {**FOUR_SEEDS, "chunk_size": 9216,
                                                                "frozen_features": True, "encoder_layers": 3}),

@@ -297,8 +297,9 @@ class HSFModel(MultiTaskModule):
         (a standard normal draw) or "previous" (a copy of the most recently added task's embedding,
         so that the new task starts from a network the hypernetwork has learned to generate).
     :param frozen_features: keep the hypernetwork's hidden layers and chunk embeddings at their
-        initialisation, so that only its last layer (and the task embeddings) train: a step on one
-        generated weight then moves the others less (see the README's conflicting_curves section).
+        initialisation, so that only its last layer (and the task embeddings) train: each generated
+        weight then changes through its own row of that layer, not all of them at once through the
+        hidden layers (see the README's conflicting_curves section).
     """
 
     def __init__(self, target: HSFTarget, embedding_dim: int = 16, chunk_size: int = 1024,
