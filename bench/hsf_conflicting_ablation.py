@@ -42,6 +42,13 @@ FOUR_SEEDS = {"optimizer": "adam", "lr": 0.002114731974032044, "beta": 2.6632551
               "latent_dim": 8, "decoder_hidden": 0, "max_diffusion": 0.1, "head_hidden": 0, "unit_init": True,
               "encoder_layers": 2}
 
+# The values of the fourth tuning (30 trials, tuning seeds 1000 to 1003, hsf alone) in the structure
+# of the probes (three encoder layers, two chunks of 9216, frozen_features): the shipped file's.
+FROZEN = {"optimizer": "adam", "lr": 0.003116490464961973, "beta": 0.4727930719153791, "gamma": 0.03270247415273792,
+          "reconstruction": 58.17084903186349, "hnet_hidden": 256, "latent_dim": 8, "decoder_hidden": 0,
+          "max_diffusion": 0.1, "head_hidden": 0, "unit_init": True, "encoder_layers": 3, "chunk_size": 9216,
+          "frozen_features": True}
+
 # mlp_per_task's values from the 10-trial tuning, the reference the records here were measured against,
 # and from the 30-trial tuning on two seeds (the reference of the seeds 1002-1005 records).
 MLP_PER_TASK_10_TRIALS = {"optimizer": "adam", "lr": 0.006902902940976648}
@@ -130,6 +137,12 @@ CONFIGS = {
     "four_seeds_chunk_9216_encoder_3": ("hsf", {**FOUR_SEEDS, "chunk_size": 9216, "encoder_layers": 3}),
     "four_seeds_frozen_features_encoder_3": ("hsf", {**FOUR_SEEDS, "frozen_features": True, "encoder_layers": 3}),
     "four_seeds_frozen_features_lr_0.006": ("hsf", {**FOUR_SEEDS, "frozen_features": True, "lr": 0.006}),
+    # The shipped values, and the same with the old tasks kept exactly (null_space: β unused) instead
+    # of by the regulariser; a new task then moves its weights only through the part of its inputs to
+    # the last layer outside the old tasks' span, so also at a higher learning rate.
+    "frozen": ("hsf", FROZEN),
+    "frozen_null_space": ("hsf", {**FROZEN, "null_space": True}),
+    "frozen_null_space_lr_0.006": ("hsf", {**FROZEN, "null_space": True, "lr": 0.006}),
 }
 
 

@@ -180,7 +180,7 @@ _HSF_RULES = {
     "use_sde": None, "use_flow": None,
     "inference": OneOf(INFERENCE_MODES), "sde_steps": COUNT, "max_diffusion": NON_NEGATIVE, "sde_samples": COUNT,
     "head_hidden": OPTIONAL_WIDTH, "decoder_hidden": OPTIONAL_WIDTH, "lookahead": None,
-    "unit_init": None, "embedding_init": OneOf(EMBEDDING_INITS), "frozen_features": None,
+    "unit_init": None, "embedding_init": OneOf(EMBEDDING_INITS), "frozen_features": None, "null_space": None,
 }
 # The loss weights, and the sizes that matter most (a decoder is what lets the flow infer the task).
 _HSF_SPACE = {"beta": _log(1e-3, 10.0), "gamma": _log(1e-3, 10.0), "reconstruction": _log(0.1, 100.0),
@@ -257,6 +257,11 @@ STRATEGIES = {
     "piggyback_heads": _piggyback("Piggyback's control: the same frozen backbone, a head per task, no masks",
                                   masks=False),
     "hsf": _hsf("HSF: hypernetwork-generated network with latent SDE and flow, outputs protected"),
+    # The old tasks kept exactly rather than by the regulariser (β unused): few large chunks, since
+    # each old task takes one of the last layer's hnet_hidden + 1 input directions per chunk.
+    "hsf_null_space": _hsf("HSF keeping old tasks' generated weights exactly: null-space steps of the hypernetwork's "
+                           "last layer over frozen features", frozen_features=True, null_space=True, beta=0.0,
+                           chunk_size=16384),
     "hsf_noreg": _hsf("HSF without the output regulariser (beta = 0): the original model's failure mode",
                       beta=0.0),
     "hsf_nosde": _hsf("HSF ablation: no latent SDE (the head reads z0 directly)", use_sde=False),

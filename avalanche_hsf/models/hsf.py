@@ -246,12 +246,18 @@ class ChunkedHypernetwork(nn.Module):
         self.net[-1].weight.div_(raw.std())
         self.net[-1].bias.div_(raw.std())
 
-    def forward(self, embedding: torch.Tensor) -> torch.Tensor:
-        """The flat weight vector for one task embedding (e,), or one row per task for (k, e)."""
+    def features(self, embedding: torch.Tensor) -> torch.Tensor:
+        """The last layer's inputs, one row per (task, chunk): (k * num_chunks, hidden) for k task
+        embeddings (k, e), or (num_chunks, hidden) for one (e,)."""
         tasks = embedding.view(-1, 1, embedding.shape[-1])
         inputs = torch.cat([tasks.expand(-1, self.num_chunks, -1),
                             self.chunk_embeddings.expand(len(tasks), -1, -1)], dim=2)
-        flat = self.net(inputs.flatten(0, 1)).view(len(tasks), -1)[:, : self.num_target_params] * self.scales
+        return self.net[:-1](inputs.flatten(0, 1))
+
+    def forward(self, embedding: torch.Tensor) -> torch.Tensor:
+        """The flat weight vector for one task embedding (e,), or one row per task for (k, e)."""
+        tasks = embedding.numel() // embedding.shape[-1]
+        flat = self.net[-1](self.features(embedding)).view(tasks, -1)[:, : self.num_target_params] * self.scales
         return flat.view(*embedding.shape[:-1], -1)
 
     def unflatten(self, flat: torch.Tensor) -> dict:
@@ -318,6 +324,7 @@ class HSFModel(MultiTaskModule):
         self.target.requires_grad_(False)
         self.hnet = ChunkedHypernetwork(target, embedding_dim, chunk_size, chunk_embedding_dim, hnet_hidden,
                                         unit_init)
+        self.frozen_features = frozen_features
         if frozen_features:
             self.hnet.net[:-1].requires_grad_(False)
             self.hnet.chunk_embeddings.requires_grad_(False)

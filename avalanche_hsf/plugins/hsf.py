@@ -80,6 +80,23 @@ def output_regularizer(model: HSFModel, targets: Mapping[int, torch.Tensor], tas
     return torch.cat(distances).mean()
 
 
+def row_space_basis(rows: torch.Tensor) -> torch.Tensor:
+    """An orthonormal basis of the span of `rows` (n, d), as the columns of a (d, r) matrix, r its
+    rank; singular values below numpy's default rank tolerance count as zero."""
+    _, singular, right = torch.linalg.svd(rows.double(), full_matrices=False)
+    rank = int((singular > singular.max() * max(rows.shape) * torch.finfo(rows.dtype).eps).sum())
+    return right[:rank].T.to(rows.dtype)
+
+
+def old_task_inputs(model: HSFModel, tasks: Sequence[int]) -> torch.Tensor:
+    """What the hypernetwork's last layer sees for `tasks`: one row per (task, chunk), its features
+    and a 1 for the bias. With `frozen_features` and the tasks' embeddings frozen these rows never
+    change, so a step of that layer orthogonal to them leaves the tasks' generated weights as they are."""
+    embeddings = torch.stack([model.task_embeddings[str(task)] for task in tasks])
+    features = model.hnet.features(embeddings)
+    return torch.cat([features, torch.ones(len(features), 1, device=features.device)], dim=1)
+
+
 class HSFPlugin(SupervisedPlugin):
     """Continual learning with a hypernetwork (von Oswald et al. 2020), plus a flow NLL.
 
@@ -99,21 +116,34 @@ class HSFPlugin(SupervisedPlugin):
     :param lookahead: evaluate the regulariser after the candidate step Δθ that the optimizer would
         take on the current task's loss alone (`candidate_update`), as von Oswald et al. do, so that
         it protects old tasks against the step about to be taken. Costs one more backward pass.
+    :param null_space: keep the old tasks' generated weights exactly instead of penalising their
+        change: after every optimizer step, the step of the hypernetwork's last layer loses its
+        component along the old tasks' inputs to that layer (`old_task_inputs`), as orthogonal-
+        projection methods do for a network's own layers (OWM, Zeng et al. 2019; Adam-NSCL, Wang et
+        al. 2021). Needs `HSFModel(frozen_features=True)`, under which those inputs never change;
+        the output regulariser is then zero, so it is not computed and `beta` is unused.
     """
 
     def __init__(self, beta: float = 0.1, gamma: float = 0.1, reg_tasks: int = 8, seed: int = 0,
-                 reconstruction: float = 1.0, lookahead: bool = False) -> None:
+                 reconstruction: float = 1.0, lookahead: bool = False, null_space: bool = False) -> None:
         super().__init__()
         if beta < 0 or gamma < 0 or reconstruction < 0:
             raise ValueError(f"HSF: beta, gamma and reconstruction must be >= 0, got beta={beta}, gamma={gamma}, "
                              f"reconstruction={reconstruction}")
         if reg_tasks < 1:
             raise ValueError(f"HSF: reg_tasks must be >= 1, got {reg_tasks}")
+        if null_space and lookahead:
+            raise ValueError("HSF: lookahead moves the output regulariser, which null_space replaces; "
+                             "use one of them")
         self.beta, self.gamma, self.reg_tasks = beta, gamma, reg_tasks
-        self.reconstruction, self.lookahead = reconstruction, lookahead
+        self.reconstruction, self.lookahead, self.null_space = reconstruction, lookahead, null_space
         self.targets: dict[int, torch.Tensor] = {}
         self.current_task = None
         self._rng = random.Random(seed)
+        # With null_space: an orthonormal basis of the old tasks' inputs to the last layer, and
+        # `_along_old_inputs` before the optimizer step being taken.
+        self._old_inputs_basis: torch.Tensor | None = None
+        self._before_step: torch.Tensor | None = None
 
     @staticmethod
     def _model(strategy: SupervisedTemplate) -> HSFModel:
@@ -144,6 +174,8 @@ class HSFPlugin(SupervisedPlugin):
         model = self._model(strategy)
         task = self.task_of(model, strategy.experience)
         classes = sorted(whole_experience(strategy.experience).classes_in_this_experience) if model.infer_task else None
+        if self.null_space:  # also on a later piece of an online task, so that a resumed run has it
+            self._old_inputs_basis = self._inputs_basis(model, [j for j in model.learned_tasks if j != task])
         if self._continues(strategy.experience):
             if model.infer_task:
                 model.training_task, model.training_classes = task, classes
@@ -165,6 +197,46 @@ class HSFPlugin(SupervisedPlugin):
         # Avalanche builds the optimizer before plugins run: rebuild it so the new embedding trains.
         strategy.make_optimizer(reset_optimizer_state=True)
 
+    @staticmethod
+    @torch.no_grad()
+    def _inputs_basis(model: HSFModel, old_tasks: list[int]) -> torch.Tensor | None:
+        if not model.frozen_features:
+            raise ValueError("HSF: null_space keeps old tasks through the hypernetwork's last layer alone, "
+                             "so the model must be built with frozen_features=True")
+        if not old_tasks:
+            return None
+        basis = row_space_basis(old_task_inputs(model, old_tasks))
+        if basis.shape[1] == basis.shape[0]:
+            raise ValueError(f"HSF: null_space has no room left: the {len(old_tasks)} old tasks' inputs to the "
+                             f"hypernetwork's last layer (one per task and chunk) span all its {basis.shape[0]} "
+                             "input directions, so no step could fit a new task; use fewer, larger chunks "
+                             "(chunk_size) or a wider hypernetwork (hnet_hidden)")
+        return basis
+
+    def _along_old_inputs(self, model: HSFModel) -> torch.Tensor:
+        """The last layer's [weight | bias] times the basis of the old tasks' inputs (out, r): what
+        the old tasks' generated weights depend on."""
+        layer, basis = model.hnet.net[-1], self._old_inputs_basis
+        return layer.weight.detach() @ basis[:-1] + layer.bias.detach()[:, None] * basis[-1]
+
+    def before_update(self, strategy: SupervisedTemplate, **kwargs: Any) -> None:
+        if self._old_inputs_basis is not None:
+            self._before_step = self._along_old_inputs(self._model(strategy))
+
+    @torch.no_grad()
+    def after_update(self, strategy: SupervisedTemplate, **kwargs: Any) -> None:
+        # The step is projected after the optimizer takes it, not the gradient before: Adam rescales
+        # each coordinate, which would turn a projected gradient back towards the old tasks' inputs.
+        if self._before_step is None:
+            return
+        model = self._model(strategy)
+        layer, basis = model.hnet.net[-1], self._old_inputs_basis
+        # The step's component in the old tasks' span is (step @ basis) @ basis.T; take it back.
+        along = self._along_old_inputs(model) - self._before_step
+        layer.weight.sub_(along @ basis[:-1].T)
+        layer.bias.sub_(along @ basis[-1])
+        self._before_step = None
+
     def regularizer(self, model: HSFModel, delta: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         """The output regulariser over a random subset of at most `reg_tasks` old tasks, after the
         candidate step `delta` if given."""
@@ -184,7 +256,7 @@ class HSFPlugin(SupervisedPlugin):
 
     def before_backward(self, strategy: SupervisedTemplate, **kwargs: Any) -> None:
         model = self._model(strategy)
-        if self.beta > 0 and self.targets:
+        if self.beta > 0 and self.targets and not self.null_space:
             delta = self.candidate_step(strategy, model) if self.lookahead else None
             strategy.loss += self.beta * self.regularizer(model, delta)
         if self.gamma > 0 and model.latent_log_prob is not None:

@@ -284,3 +284,57 @@ def test_hsf_keeps_a_task_that_later_tasks_contradict():
     assert hsf_after_0 < 0.05  # task 0 was learned
     assert hsf_after_last - hsf_after_0 < 0.01
     assert mlp_after_last - mlp_after_0 > 0.3  # -sin(2x) then cos(2x) overwrite sin(2x)
+
+
+def test_null_space_keeps_old_tasks_generated_weights_while_new_tasks_are_learned():
+    """With frozen features, every step of the hypernetwork's last layer is orthogonal to the old
+    tasks' inputs to it: task 0's generated weights do not move (to float rounding) while two
+    contradicting tasks are learned, and task 0's MSE stays where it was."""
+    torch.manual_seed(0)
+    # Two chunks of 1024: each task takes two of the 33 directions of the last layer's input.
+    model = make_model(1, 1, use_flow=False, use_sde=False, inference="entropy", chunk_size=1024,
+                       frozen_features=True)
+    plugin = HSFPlugin(gamma=0.0, null_space=True)
+    # More epochs than _task_zero_mse's: a new task moves its outputs only through the part of its
+    # inputs outside the old tasks' span (a quarter to a half of their norm here).
+    strategy = Naive(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=3e-3),
+                     criterion=torch.nn.MSELoss(), train_mb_size=8, train_epochs=100, plugins=[plugin],
+                     evaluator=EvaluationPlugin(loss_metrics(experience=True), loggers=[]))
+    benchmark = _three_conflicting_tasks()
+    key = "Loss_Exp/eval_phase/test_stream/Task00{t}/Exp00{t}"
+    strategy.train(benchmark.train_stream[0])
+    task_0_weights = model.generate(0).detach().clone()
+    task_0_mse = strategy.eval(benchmark.test_stream[:1])[key.format(t=0)]
+    for experience in benchmark.train_stream[1:]:
+        strategy.train(experience)
+    results = strategy.eval(benchmark.test_stream)
+    assert model.hnet.num_chunks > 1  # the chunks of one task are protected together
+    assert (model.generate(0).detach() - task_0_weights).abs().max() < 1e-4 * task_0_weights.abs().max()
+    assert results[key.format(t=0)] == pytest.approx(task_0_mse, rel=1e-3)
+    assert results[key.format(t=1)] < 0.05 and results[key.format(t=2)] < 0.05  # both later tasks learned
+
+
+def test_null_space_needs_frozen_features_and_replaces_lookahead(digits_til):
+    with pytest.raises(ValueError, match="lookahead"):
+        HSFPlugin(null_space=True, lookahead=True)
+    strategy = make_strategy(make_model(), epochs=1)
+    strategy.plugins[0] = HSFPlugin(null_space=True)
+    with pytest.raises(ValueError, match="frozen_features=True"):  # before the first step, not at task 1
+        strategy.train(digits_til.train_stream[0])
+
+
+def test_null_space_without_room_for_a_new_task_is_a_clear_error():
+    torch.manual_seed(0)
+    # 20 chunks of 64: task 0 alone takes 20 of the last layer's 33 input directions, tasks 0 and 1 all.
+    model = make_model(1, 1, use_flow=False, use_sde=False, inference="entropy", chunk_size=64,
+                       frozen_features=True)
+    strategy = Naive(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=3e-3),
+                     criterion=torch.nn.MSELoss(), train_mb_size=8, train_epochs=1,
+                     plugins=[HSFPlugin(gamma=0.0, null_space=True)],
+                     evaluator=EvaluationPlugin(loss_metrics(experience=True), loggers=[]))
+    benchmark = _three_conflicting_tasks()
+    strategy.train(benchmark.train_stream[0])
+    strategy.train(benchmark.train_stream[1])
+    with pytest.raises(ValueError, match="no room left: the 2 old tasks' inputs") as error:
+        strategy.train(benchmark.train_stream[2])
+    assert "\n" not in str(error.value)
