@@ -21,7 +21,7 @@ from avalanche_hsf.lab.runner import run_strategy_seed, scenario_benchmark
 from avalanche_hsf.lab.scenario import load_scenario
 
 # HSF as seed_curves was tuned (scenarios/seed_curves.toml), with the hypernetwork's initialisation
-# and encoder depth of then: the starting point of the issue.
+# and encoder depth of then: the starting point of the ablation.
 SEED_CURVES_HSF = {"beta": 0.1, "gamma": 0.12, "reconstruction": 1.75, "max_diffusion": 0.01, "head_hidden": 64,
                    "hnet_hidden": 256, "latent_dim": 32, "decoder_hidden": 100, "optimizer": "adam", "lr": 3e-4,
                    "unit_init": False, "encoder_layers": 1}
