@@ -7,25 +7,35 @@
 #   bench/new_defaults_check.sh [TRIALS] [WORKERS]   (defaults: 10 trials, every core)
 #
 # SCENARIOS="a b" picks the files (default: the four whose HSF rows pin the earlier defaults).
-# Runs land under runs/new_defaults/, records in bench/results/SCENARIO/new_defaults/.
+# STRATEGY=hsf_null_space (or another HSF variant) asks the same of that variant instead: the copy
+# gains its section, [strategies.hsf] without those pins and without what the variant fixes itself.
+# Runs land under runs/new_defaults/, records in bench/results/SCENARIO/new_defaults/ (for another
+# STRATEGY, new_defaults_STRATEGY/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 TRIALS=${1:-10}
 WORKERS=${2:-$(nproc)}
+STRATEGY=${STRATEGY:-hsf}
+RECORDS=new_defaults
+[[ $STRATEGY != hsf ]] && RECORDS+="_$STRATEGY"
 COPIES=$(mktemp -d)
 for scenario in ${SCENARIOS:-split_mnist5k_til split_mnist5k_cil split_digits_cil seed_curves}; do
-  $PY - "scenarios/$scenario.toml" "$COPIES/$scenario.toml" <<'EOF'
+  $PY - "scenarios/$scenario.toml" "$COPIES/$scenario.toml" "$STRATEGY" <<'PYTHON'
 import sys
 import tomllib
 
 import tomli_w
 
-document = tomllib.loads(open(sys.argv[1]).read())
-for pin in ("encoder_layers", "unit_init"):
-    document["strategies"]["hsf"].pop(pin, None)
-open(sys.argv[2], "w").write(tomli_w.dumps(document))
-EOF
-  OUT=runs/new_defaults RESULTS="bench/results/$scenario/new_defaults" STRATEGIES=hsf \
+from avalanche_hsf.lab.strategies import STRATEGIES
+
+source, copy, strategy = sys.argv[1:]
+document = tomllib.loads(open(source).read())
+section = {key: value for key, value in document["strategies"]["hsf"].items()
+           if key not in ("encoder_layers", "unit_init", *STRATEGIES[strategy].variant)}
+document["strategies"][strategy] = section
+open(copy, "w").write(tomli_w.dumps(document))
+PYTHON
+  OUT=runs/$RECORDS RESULTS="bench/results/$scenario/$RECORDS" STRATEGIES=$STRATEGY \
     bench/protocol.sh "$COPIES/$scenario.toml" "$TRIALS" "$WORKERS"
 done
