@@ -13,3 +13,11 @@ class DivergedError(FloatingPointError):
 
     Raised before the bad value can be stored; the CLI reports it on one line, like a UserError.
     """
+
+
+class NoRoomError(ValueError):
+    """A model cannot take another task with the values it was built with (HSFPlugin's null_space
+    once the old tasks fill its hypernetwork's last layer).
+
+    Like a divergence, a property of the values chosen: tuning records the trial as failed.
+    """

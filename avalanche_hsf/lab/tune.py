@@ -5,9 +5,10 @@ Each strategy's search space is its registry entry's `space` plus the optimizer 
 (`TRAINING_SPACE`, the same for every strategy). Optuna's TPE sampler proposes the trials through
 its ask-and-tell interface, and every strategy gets the same number of trials. A trial trains the
 strategy on each tuning seed and scores it on the validation stream: the mean ACC (the mean MSE
-for regression, minimised). The test stream is never evaluated. A trial that diverges is recorded
-as failed, not dropped. The best trial must also pass a quick check: trained for
-`QUICK_CHECK_EPOCHS` epochs on each tuning seed, it must not diverge, or the next best is taken, so
+for regression, minimised). The test stream is never evaluated. A trial that diverges, or whose
+model has no room for one of the tasks, is recorded as failed, not dropped. The best trial must also
+pass a quick check: trained for `QUICK_CHECK_EPOCHS` epochs on each tuning seed, it must not
+diverge, or the next best is taken, so
 that the shipped values are not at the edge of stability. The studies live in an SQLite file, so a
 search that is interrupted resumes where it stopped: finished trials are kept and an unfinished one
 is run again.
@@ -29,7 +30,7 @@ import tomli_w
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
-from ..errors import DivergedError, UserError
+from ..errors import DivergedError, NoRoomError, UserError
 from .executors import InProcess
 from .files import atomic_write_bytes, atomic_write_json, ensure_writable_dir
 from .runner import prepare, run_strategy_seed, scenario_benchmark
@@ -40,6 +41,7 @@ TUNING_SEEDS = (1000, 1001)  # never among a scenario's reporting seeds (checked
 DEFAULT_TRIALS = 20
 SAMPLER_SEED = 0  # TPE's own randomness: the same proposals for the same results
 QUICK_CHECK_EPOCHS = 2  # the best values must also train this briefly without diverging
+TRIAL_FAILURES = (DivergedError, NoRoomError)  # properties of a trial's values, recorded as its failure
 
 
 def _record(trial) -> dict:
@@ -74,7 +76,8 @@ class TrialRun:
 
 
 def validation_score(run: TrialRun) -> float:
-    """The run's score on the validation stream; DivergedError if it diverges."""
+    """The run's score on the validation stream; DivergedError if it diverges, NoRoomError if
+    the model cannot take one of the tasks."""
     key = "avg_mse" if run.scenario.regression else "acc"
     return run_strategy_seed(run.scenario, scenario_benchmark(run.scenario, run.dataset_root), run.strategy,
                              run.seed, device=run.device, progress=False, split="valid")[key]
@@ -153,7 +156,7 @@ def tune_strategy(scenario: Scenario, name: str, trials: int, seeds, storage: st
             for index, score, error in outcomes:
                 if error is None:
                     scores[index] = score
-                elif isinstance(error, DivergedError):
+                elif isinstance(error, TRIAL_FAILURES):
                     failures.setdefault(index // len(seeds), error)
                 else:  # bad input or a bug, not a property of the trial's values
                     raise error

@@ -17,7 +17,7 @@ from avalanche.training.templates import SupervisedTemplate
 from torch.nn.functional import mse_loss
 from torch.utils.data import DataLoader
 
-from ..errors import DivergedError
+from ..errors import DivergedError, NoRoomError
 from ..models.hsf import HSFModel
 from .online import check_online_experience, whole_experience
 
@@ -207,7 +207,7 @@ class HSFPlugin(SupervisedPlugin):
             return None
         basis = row_space_basis(old_task_inputs(model, old_tasks))
         if basis.shape[1] == basis.shape[0]:
-            raise ValueError(f"HSF: null_space has no room left: the {len(old_tasks)} old tasks' inputs to the "
+            raise NoRoomError(f"HSF: null_space has no room left: the {len(old_tasks)} old tasks' inputs to the "
                              f"hypernetwork's last layer (one per task and chunk) span all its {basis.shape[0]} "
                              "input directions, so no step could fit a new task; use fewer, larger chunks "
                              "(chunk_size) or a wider hypernetwork (hnet_hidden)")

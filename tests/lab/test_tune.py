@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from avalanche_hsf.errors import DivergedError, UserError
+from avalanche_hsf.errors import DivergedError, NoRoomError, UserError
 from avalanche_hsf.lab import tune
 from avalanche_hsf.lab.executors import LocalProcesses
 from avalanche_hsf.lab.runner import scenario_benchmark
@@ -53,19 +53,20 @@ def test_tuning_never_touches_the_test_stream_and_records_every_trial(guarded, t
     assert "ewc_lambda" in records["ewc"]["trials"][0]["params"]
 
 
-def test_a_diverged_trial_is_recorded_as_failed_and_never_best(guarded, tiny, tmp_path, monkeypatch):
+@pytest.mark.parametrize("failure", [DivergedError("the loss is nan"), NoRoomError("HSF: null_space has no room left")])
+def test_a_diverged_or_full_trial_is_recorded_as_failed_and_never_best(guarded, tiny, tmp_path, monkeypatch, failure):
     score = tune.validation_score
 
     def diverging_first(run):
         if not diverging_first.calls:
             diverging_first.calls.append(run.scenario.strategies[run.strategy])
-            raise DivergedError("the loss is nan")
+            raise failure
         return score(run)
     diverging_first.calls = []
     monkeypatch.setattr(tune, "validation_score", diverging_first)
     record = tune.tune_scenario(tiny, tmp_path, strategies=["naive"], trials=2, seeds=[7], progress=False)["naive"]
     assert [t["status"] for t in record["trials"]] == ["failed", "complete"]
-    assert record["trials"][0]["error"] == "the loss is nan"
+    assert record["trials"][0]["error"] == str(failure)
     assert record["trials"][0]["params"].items() <= diverging_first.calls[0].items()
     assert record["best"]["number"] == record["trials"][1]["number"]
 

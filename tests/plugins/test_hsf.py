@@ -13,6 +13,7 @@ from avalanche.training import Naive
 from avalanche.training.plugins import EvaluationPlugin
 from torch.utils.data import TensorDataset
 
+from avalanche_hsf.errors import NoRoomError
 from avalanche_hsf.lab.benchmarks import LabelledTensors, build_benchmark
 from avalanche_hsf.lab.scenario import load_scenario
 from avalanche_hsf.lab.sweep import run_scenario
@@ -335,6 +336,6 @@ def test_null_space_without_room_for_a_new_task_is_a_clear_error():
     benchmark = _three_conflicting_tasks()
     strategy.train(benchmark.train_stream[0])
     strategy.train(benchmark.train_stream[1])
-    with pytest.raises(ValueError, match="no room left: the 2 old tasks' inputs") as error:
+    with pytest.raises(NoRoomError, match="no room left: the 2 old tasks' inputs") as error:
         strategy.train(benchmark.train_stream[2])
     assert "\n" not in str(error.value)
