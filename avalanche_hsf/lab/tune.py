@@ -8,10 +8,9 @@ strategy on each tuning seed and scores it on the validation stream: the mean AC
 for regression, minimised). The test stream is never evaluated. A trial that diverges, or whose
 model has no room for one of the tasks, is recorded as failed, not dropped. The best trial must also
 pass a quick check: trained for `QUICK_CHECK_EPOCHS` epochs on each tuning seed, it must not
-diverge, or the next best is taken, so
-that the shipped values are not at the edge of stability. The studies live in an SQLite file, so a
-search that is interrupted resumes where it stopped: finished trials are kept and an unfinished one
-is run again.
+diverge, or the next best is taken, so that the shipped values are not at the edge of stability.
+The studies live in an SQLite file, so a search that is interrupted resumes where it stopped:
+finished trials are kept and an unfinished one is run again.
 
 Writes `DIR/<scenario>/tuning/<strategy>.json` (every trial and the best) and
 `DIR/<scenario>/tuning/<scenario>.toml`, the scenario with the best values, which `avalanche-hsf run`

@@ -208,9 +208,9 @@ class HSFPlugin(SupervisedPlugin):
         basis = row_space_basis(old_task_inputs(model, old_tasks))
         if basis.shape[1] == basis.shape[0]:
             raise NoRoomError(f"HSF: null_space has no room left: the {len(old_tasks)} old tasks' inputs to the "
-                             f"hypernetwork's last layer (one per task and chunk) span all its {basis.shape[0]} "
-                             "input directions, so no step could fit a new task; use fewer, larger chunks "
-                             "(chunk_size) or a wider hypernetwork (hnet_hidden)")
+                              f"hypernetwork's last layer (one per task and chunk) span all its {basis.shape[0]} "
+                              "input directions, so no step could fit a new task; use fewer, larger chunks "
+                              "(chunk_size) or a wider hypernetwork (hnet_hidden)")
         return basis
 
     def _along_old_inputs(self, model: HSFModel) -> torch.Tensor:
