@@ -12,6 +12,7 @@ import time
 from functools import partial
 
 import torch
+from hsf_conflicting_ablation import EARLIER_HNET
 from torch.func import functional_call
 
 from avalanche_hsf.models import hsf_model
@@ -53,7 +54,7 @@ def main():
     default_group = hsf_plugin.GROUP_WEIGHTS
     print(f"{'shape':<15}{'choice':<44}{'ms (a)':>9}{'ms (b)':>9}{'a / b':>8}")
     for name, (inputs, hidden) in SHAPES.items():
-        model = hsf_model((inputs,), 2, hidden=hidden)
+        model = hsf_model((inputs,), 2, hidden=hidden, **EARLIER_HNET)
         for task in range(OLD_TASKS + 1):
             model.add_task(task)
         targets = {j: model.generate(j).detach() + 0.01 for j in range(OLD_TASKS)}

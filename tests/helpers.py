@@ -120,6 +120,7 @@ def toml_document(table: dict, prefix=()) -> str:
 
 def tiny_hsf_model(in_features=64, num_outputs=2, infer_task=False, inference="flow", chunk_size=256,
                    frozen_features=False, **target_kwargs):
+    """Every hypernetwork layer trained unless `frozen_features`, which HSFPlugin's default needs."""
     target = HSFTarget(in_features, num_outputs, hidden=32, latent_dim=4, **target_kwargs)
     return HSFModel(target, embedding_dim=8, chunk_size=chunk_size, hnet_hidden=32, infer_task=infer_task,
                     inference=inference, frozen_features=frozen_features)

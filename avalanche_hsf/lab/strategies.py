@@ -7,7 +7,7 @@ value only where that signature has none, or where a named variant (`hsf_noreg`)
 """
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -79,6 +79,10 @@ def _piggyback_report(strategy) -> dict:
 def _hsf_check(hparams, training) -> str | None:
     if hparams["inference"] == "flow" and not hparams["use_flow"]:
         return "inference must be 'entropy', or 'flow' with use_flow = true"
+    if hparams["null_space"] and not hparams["frozen_features"]:
+        return "null_space = true (the default) needs frozen_features = true; null_space = false uses the regulariser"
+    if hparams["null_space"] and hparams["lookahead"]:
+        return "lookahead moves the output regulariser, which null_space replaces: set null_space = false"
     return None
 
 
@@ -125,6 +129,7 @@ class StrategyEntry:
     model_receivers: tuple = ()  # the callables whose keywords the model hyperparameters are
     training: Mapping[str, Any] = field(default_factory=dict)  # defaults that replace the scenario's [training]
     space: Mapping[str, BaseDistribution] = field(default_factory=dict)  # searched by `tune`, with TRAINING_SPACE
+    unused: Callable[[Mapping], Iterable[str]] | None = None  # (hyperparameters) -> those they leave unused
 
     @cached_property
     def model_params(self) -> tuple:
@@ -157,9 +162,10 @@ class StrategyEntry:
         TrainingSpec) unless the entry replaces them."""
         return {**self.defaults, **{key: self.training.get(key, getattr(training, key)) for key in TRAINING_KEYS}}
 
-    @property
-    def search_space(self) -> dict:
-        return {**TRAINING_SPACE, **self.space}
+    def search_space(self, fixed: Mapping[str, Any]) -> dict:
+        """What `tune` searches, less what the values a scenario fixes (`fixed`) leave unused."""
+        unused = set(self.unused({**self.defaults, **fixed})) if self.unused else set()
+        return {key: space for key, space in {**TRAINING_SPACE, **self.space}.items() if key not in unused}
 
     def template_hparams(self, hparams: dict) -> dict:
         """What the template or plugin takes: neither the model's nor the optimizer's settings."""
@@ -194,6 +200,8 @@ def _hsf(description: str, **variant) -> StrategyEntry:
     return StrategyEntry(description, plugin=HSFPlugin, rules=_HSF_RULES, variant=variant,
                          space={k: v for k, v in _HSF_SPACE.items() if k not in variant},
                          build_model=build_hsf, model_receivers=(HSFTarget, HSFModel),
+                         # β weights the output regulariser, which null_space replaces
+                         unused=lambda values: ("beta",) if values["null_space"] else (),
                          training={"optimizer": "adam", "lr": 0.001}, check=_hsf_check,
                          # hypernetwork parameters / generated target parameters
                          report=lambda s: {"compression_ratio": s.model.compression_ratio})
@@ -256,14 +264,14 @@ STRATEGIES = {
     "piggyback": _piggyback("Piggyback: a learned binary mask per task over a frozen backbone (Mallya et al. 2018)"),
     "piggyback_heads": _piggyback("Piggyback's control: the same frozen backbone, a head per task, no masks",
                                   masks=False),
-    "hsf": _hsf("HSF: hypernetwork-generated network with latent SDE and flow, outputs protected"),
-    # The old tasks kept exactly rather than by the regulariser (β unused): few large chunks, since
-    # each old task takes one of the last layer's hnet_hidden + 1 input directions per chunk.
-    "hsf_null_space": _hsf("HSF keeping old tasks' generated weights exactly: null-space steps of the hypernetwork's "
-                           "last layer over frozen features", frozen_features=True, null_space=True, beta=0.0,
-                           chunk_size=16384),
-    "hsf_noreg": _hsf("HSF without the output regulariser (beta = 0): the original model's failure mode",
-                      beta=0.0),
+    "hsf": _hsf("HSF: hypernetwork-generated network with latent SDE and flow, old tasks' outputs kept "
+                "(exactly by default; null_space = false: by the output regulariser)"),
+    # hsf as it is by default, under a second name: a file can then run it beside an hsf that sets
+    # null_space = false (conflicting_curves does).
+    "hsf_null_space": _hsf("HSF keeping old tasks' generated weights exactly (hsf's default): null-space steps of "
+                           "the hypernetwork's last layer over frozen features"),
+    "hsf_noreg": _hsf("HSF with nothing protecting old tasks (no null space, beta = 0, every hypernetwork weight "
+                      "trained): the original model's failure mode", beta=0.0, null_space=False, frozen_features=False),
     "hsf_nosde": _hsf("HSF ablation: no latent SDE (the head reads z0 directly)", use_sde=False),
     "hsf_noflow": _hsf("HSF ablation: no flow; tasks inferred by lowest predictive entropy",
                        use_flow=False, gamma=0.0, inference="entropy"),

@@ -2,7 +2,8 @@
 same budget for each.
 
 Each strategy's search space is its registry entry's `space` plus the optimizer and learning rate
-(`TRAINING_SPACE`, the same for every strategy). Optuna's TPE sampler proposes the trials through
+(`TRAINING_SPACE`, the same for every strategy), less what the scenario's own values leave unused
+(β when HSF keeps old tasks by null space). Optuna's TPE sampler proposes the trials through
 its ask-and-tell interface, and every strategy gets the same number of trials. A trial trains the
 strategy on each tuning seed and scores it on the validation stream: the mean ACC (the mean MSE
 for regression, minimised). The test stream is never evaluated. A trial that diverges, or whose
@@ -143,11 +144,12 @@ def tune_strategy(scenario: Scenario, name: str, trials: int, seeds, storage: st
         return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
                 if t.state == TrialState.COMPLETE or "error" in t.user_attrs]
 
+    space = STRATEGIES[name].search_space(scenario.strategies.get(name, {}))
     per_round = max(1, executor.slots // len(seeds))
     bar = tqdm(total=trials, initial=min(len(counted()), trials), desc=f"tune {name}", unit="trial",
                leave=False, disable=not progress)
     while len(counted()) < trials:
-        asked = [study.ask(STRATEGIES[name].search_space) for _ in range(min(per_round, trials - len(counted())))]
+        asked = [study.ask(space) for _ in range(min(per_round, trials - len(counted())))]
         runs = [run for trial in asked for run in _trial_runs(scenario, name, trial.params, seeds, dataset_root,
                                                               device)]
         scores, failures = [None] * len(runs), {}
@@ -182,7 +184,7 @@ def tune_strategy(scenario: Scenario, name: str, trials: int, seeds, storage: st
                                                                           dataset_root, device))
     return {"scenario": scenario.name, "strategy": name, "split": "valid", "seeds": list(seeds),
             "score": "avg_mse" if minimise else "acc", "direction": "minimize" if minimise else "maximize",
-            "epochs": scenario.training.epochs, "space": {k: repr(v) for k, v in STRATEGIES[name].search_space.items()},
+            "epochs": scenario.training.epochs, "space": {k: repr(v) for k, v in space.items()},
             "trials": records, "best": best}
 
 

@@ -291,9 +291,11 @@ class HSFModel(MultiTaskModule):
 
     :param target: the task network whose parameters' names and shapes the hypernetwork generates.
     :param embedding_dim: size of each task's embedding.
-    :param chunk_size: generated weights per hypernetwork call (one call per chunk).
+    :param chunk_size: generated weights per hypernetwork call (one call per chunk). Large by
+        default: each old task takes one input direction of the last layer per chunk, so
+        `HSFPlugin(null_space=True)` has room for about hnet_hidden / chunks tasks.
     :param chunk_embedding_dim: size of each chunk's embedding.
-    :param hnet_hidden: width of the hypernetwork's two hidden layers.
+    :param hnet_hidden: width of the hypernetwork's two hidden layers (the room above).
     :param unit_init: start the generated weights at the target's own initial scale (the
         hypernetwork's raw outputs at unit standard deviation); False keeps PyTorch's default
         initialisation of the hypernetwork, whose outputs start about ten times smaller.
@@ -305,13 +307,14 @@ class HSFModel(MultiTaskModule):
     :param frozen_features: keep the hypernetwork's hidden layers and chunk embeddings at their
         initialisation, so that only its last layer (and the task embeddings) train: each generated
         weight then changes through its own row of that layer, not all of them at once through the
-        hidden layers (see the README's conflicting_curves section).
+        hidden layers, and `HSFPlugin(null_space=True)` (its default) can keep old tasks exactly
+        (see the README's conflicting_curves section).
     """
 
-    def __init__(self, target: HSFTarget, embedding_dim: int = 16, chunk_size: int = 1024,
-                 chunk_embedding_dim: int = 16, hnet_hidden: int = 64, infer_task: bool = False,
+    def __init__(self, target: HSFTarget, embedding_dim: int = 16, chunk_size: int = 16384,
+                 chunk_embedding_dim: int = 16, hnet_hidden: int = 256, infer_task: bool = False,
                  inference: str = "flow", unit_init: bool = True, embedding_init: str = "random",
-                 frozen_features: bool = False) -> None:
+                 frozen_features: bool = True) -> None:
         super().__init__()
         if inference not in INFERENCE_MODES:
             raise ValueError(f"inference must be one of {INFERENCE_MODES}, got {inference!r}")

@@ -59,6 +59,16 @@ def test_icarl_memory_must_hold_a_sample(capsys, write_scenario, tmp_path):
     assert_clean_error(code, err, "strategies.icarl.memory_size: must be >= 1, got 0")
 
 
+@pytest.mark.parametrize("table, fragment", [
+    ("frozen_features = false", "null_space = true (the default) needs frozen_features = true"),
+    ("lookahead = true", "lookahead moves the output regulariser, which null_space replaces"),
+])
+def test_hsf_options_that_cannot_go_together(capsys, write_scenario, tmp_path, table, fragment):
+    path = write_scenario(strategies=(), strategy_tables=f"[strategies.hsf]\n{table}\n")
+    code, err = run_cli(capsys, "run", str(path), "--out", str(tmp_path / "out"))
+    assert_clean_error(code, err, f"strategies.hsf: {fragment}")
+
+
 def test_validate_strategy_applies_the_same_bounds():
     with pytest.raises(UserError, match=r"here\.si_lambda: must be >= 0, got -1.0"):
         validate_strategy("si", "task-il", {"si_lambda": -1.0}, "here", TrainingSpec())

@@ -35,3 +35,10 @@ def test_variants_differ_from_the_defaults_they_replace():
         base = dataclasses.replace(entry, variant={}).defaults
         for key, value in entry.variant.items():
             assert value != base[key], f"{name}.{key} repeats the default {base[key]!r}"
+
+
+def test_tuning_does_not_search_what_the_fixed_values_leave_unused():
+    hsf = STRATEGIES["hsf"]
+    assert "beta" not in hsf.search_space({})  # null_space by default: β weighs nothing
+    assert "beta" in hsf.search_space({"null_space": False, "frozen_features": False})
+    assert set(STRATEGIES["ewc"].search_space({})) == {"optimizer", "lr", "ewc_lambda"}

@@ -78,7 +78,7 @@ def hsf(infer_task=False, num_outputs=None):
     """A small HSF model: two outputs per task, or one per class with `infer_task`."""
     outputs = num_outputs or (CLASSES if infer_task else 2)
     return hsf_model((FEATURES,), outputs, hidden=16, latent_dim=4, sde_steps=2, embedding_dim=4, chunk_size=256,
-                     hnet_hidden=16, infer_task=infer_task)
+                     infer_task=infer_task)
 
 
 def strategy_for(model, plugins, template=Naive, **options):
@@ -240,7 +240,9 @@ def test_hsf_with_nc_benchmarks_default_task_labels_answers_in_global_class_ids(
     torch.manual_seed(0)
     benchmark = fast_benchmark(task_labels=True, from_zero=False)
     model = hsf()
-    train(strategy_for(model, [HSFPlugin()], train_epochs=20), benchmark.train_stream)
+    # 60 epochs at Adam's 1e-3: with the defaults (null_space) a new task moves its weights only through
+    # what its features do not share with the old tasks', so it learns more slowly than with the regulariser.
+    train(strategy_for(model, [HSFPlugin()], train_epochs=60), benchmark.train_stream)
     assert model.head_classes == {0: [1, 3], 1: [0, 2]}
     for (x, task), exp in zip(inputs_of(benchmark), benchmark.test_stream):
         model.eval()

@@ -24,9 +24,11 @@ from tests.helpers import tiny_hsf_model as make_model
 
 
 def make_strategy(model, beta=0.1, gamma=0.1, epochs=2, lr=1e-3):
+    """HSF with the output regulariser (null_space=False), on the tiny model whose every hypernetwork
+    layer trains; the default, null_space, has tests of its own below."""
     return Naive(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=lr),
                  criterion=torch.nn.CrossEntropyLoss(), train_mb_size=32, train_epochs=epochs,
-                 eval_mb_size=256, plugins=[HSFPlugin(beta=beta, gamma=gamma)],
+                 eval_mb_size=256, plugins=[HSFPlugin(beta=beta, gamma=gamma, null_space=False)],
                  evaluator=EvaluationPlugin(accuracy_metrics(experience=True), loggers=[]))
 
 
@@ -147,7 +149,7 @@ def test_class_il_inference_generates_each_task_once(trained_on_separated_tasks)
 @pytest.mark.parametrize("group_weights", [1, 2 ** 30])  # old tasks generated one per call, or all in one
 def test_regulariser_is_the_mean_squared_distance_to_the_stored_outputs(monkeypatch, group_weights):
     torch.manual_seed(0)
-    model, plugin = make_model(), HSFPlugin()
+    model, plugin = make_model(), HSFPlugin(null_space=False)
     for task in range(4):
         model.add_task(task)
     plugin.targets = {j: model.generate(j).detach() + 0.01 * j for j in range(3)}
@@ -271,19 +273,24 @@ def _task_zero_mse(model, plugins, epochs=25, lr=3e-3):
     for index, experience in enumerate(benchmark.train_stream):
         strategy.train(experience)
         if index in (0, len(benchmark.train_stream) - 1):
+            torch.manual_seed(1)  # the same SDE noise in both evaluations: what differs is the model
             mse.append(strategy.eval(benchmark.test_stream[:1])["Loss_Exp/eval_phase/test_stream/Task000/Exp000"])
     return mse
 
 
-def test_hsf_keeps_a_task_that_later_tasks_contradict():
+@pytest.mark.parametrize("frozen_features, plugin_options, tolerance", [
+    (True, {}, 1e-4),  # the defaults: old tasks kept exactly (null_space)
+    (False, {"null_space": False, "beta": 1.0}, 0.01),  # the output regulariser at β = 1 (README's ablation)
+])
+def test_hsf_keeps_a_task_that_later_tasks_contradict(frozen_features, plugin_options, tolerance):
     """Where the same inputs get other targets, the plain MLP overwrites task 0; HSF keeps it, with
-    the model's defaults (the hypernetwork's unit_init among them) and β = 1, as conflicting_curves's
-    ablation found (README)."""
+    the plugin's and model's defaults (the hypernetwork's unit_init among them), and with the
+    regulariser instead."""
     mlp_after_0, mlp_after_last = _task_zero_mse(mlp_autoencoder(1, 1), [])
-    hsf_after_0, hsf_after_last = _task_zero_mse(make_model(1, 1, use_flow=False, inference="entropy"),
-                                                 [HSFPlugin(beta=1.0, gamma=0.0)])
+    model = make_model(1, 1, use_flow=False, inference="entropy", frozen_features=frozen_features)
+    hsf_after_0, hsf_after_last = _task_zero_mse(model, [HSFPlugin(gamma=0.0, **plugin_options)])
     assert hsf_after_0 < 0.05  # task 0 was learned
-    assert hsf_after_last - hsf_after_0 < 0.01
+    assert abs(hsf_after_last - hsf_after_0) < tolerance
     assert mlp_after_last - mlp_after_0 > 0.3  # -sin(2x) then cos(2x) overwrite sin(2x)
 
 
@@ -316,11 +323,12 @@ def test_null_space_keeps_old_tasks_generated_weights_while_new_tasks_are_learne
 
 
 def test_null_space_needs_frozen_features_and_replaces_lookahead(digits_til):
-    with pytest.raises(ValueError, match="lookahead"):
-        HSFPlugin(null_space=True, lookahead=True)
+    with pytest.raises(ValueError, match=r"lookahead.*null_space=False, lookahead=True"):
+        HSFPlugin(lookahead=True)  # null_space is the default
     strategy = make_strategy(make_model(), epochs=1)
-    strategy.plugins[0] = HSFPlugin(null_space=True)
-    with pytest.raises(ValueError, match="frozen_features=True"):  # before the first step, not at task 1
+    strategy.plugins[0] = HSFPlugin()
+    # before the first step, not at task 1
+    with pytest.raises(ValueError, match=r"frozen_features=True; HSFPlugin\(null_space=False\)"):
         strategy.train(digits_til.train_stream[0])
 
 
