@@ -346,7 +346,7 @@ class HSFModel(MultiTaskModule):
 
     @property
     def compression_ratio(self) -> float:
-        """Trainable hypernetwork parameters (without embeddings) / generated target parameters."""
+        """Hypernetwork parameters (without embeddings; frozen ones included) / generated target parameters."""
         return sum(p.numel() for p in self.hnet.parameters()) / self.hnet.num_target_params
 
     def adaptation(self, experience: Any) -> None:
