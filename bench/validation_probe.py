@@ -29,16 +29,16 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", default="1000,1001")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    scenario = load_scenario(args.scenario)
-    values = {**scenario.strategies.get(args.strategy, {}), **json.loads(args.set)}
+    scenario, changes = load_scenario(args.scenario), json.loads(args.set)
+    values = {**scenario.strategies.get(args.strategy, {}), **changes}
     hparams = validate_strategy(args.strategy, scenario.setting, values, "--set", scenario.training)
     run = replace(scenario, strategies={args.strategy: hparams})
     benchmark = scenario_benchmark(run)
+    matrix_key, score = ("mse_matrix", "avg_mse") if scenario.regression else ("acc_matrix", "acc")
     for seed in (int(s) for s in args.seeds.split(",")):
         result = run_strategy_seed(run, benchmark, args.strategy, seed, progress=False, split="valid")
-        matrix = result["mse_matrix" if scenario.regression else "acc_matrix"]
-        score = "avg_mse" if scenario.regression else "acc"
-        print(json.dumps({"strategy": args.strategy, "seed": seed, "set": json.loads(args.set),
+        matrix = result[matrix_key]
+        print(json.dumps({"strategy": args.strategy, "seed": seed, "set": changes,
                           score: result[score],
                           "old_tasks_change": sum(matrix[-1][j] - matrix[j][j] for j in range(len(matrix) - 1))
                           / max(1, len(matrix) - 1),
