@@ -15,9 +15,10 @@ class DivergedError(FloatingPointError):
     """
 
 
-class NoRoomError(ValueError):
+class NoRoomError(UserError, ValueError):
     """A model cannot take another task with the values it was built with (HSFPlugin's null_space
     once the old tasks fill its hypernetwork's last layer).
 
-    Like a divergence, a property of the values chosen: tuning records the trial as failed.
+    A property of the values chosen, found before training where the number of tasks is known:
+    tuning draws other values instead, and the CLI reports it on one line.
     """

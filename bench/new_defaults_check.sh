@@ -13,15 +13,16 @@
 # frozen_features, null_space) and without what the variant fixes itself, so that it runs with the
 # current defaults (for hsf_null_space: the old tasks kept exactly, in few large chunks).
 # Runs land under runs/new_defaults/, records in bench/results/SCENARIO/new_defaults/ (for another
-# STRATEGY, new_defaults_STRATEGY/).
+# STRATEGY, new_defaults_STRATEGY/; RECORDS=NAME names that folder instead).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 TRIALS=${1:-10}
 WORKERS=${2:-$(nproc)}
 STRATEGY=${STRATEGY:-hsf}
-RECORDS=new_defaults
-[[ $STRATEGY != hsf ]] && RECORDS+="_$STRATEGY"
+DEFAULT_RECORDS=new_defaults
+[[ $STRATEGY != hsf ]] && DEFAULT_RECORDS+="_$STRATEGY"
+RECORDS=${RECORDS:-$DEFAULT_RECORDS}
 COPIES=$(mktemp -d)
 for scenario in ${SCENARIOS:-split_mnist5k_til split_mnist5k_cil split_digits_cil seed_curves}; do
   $PY - "scenarios/$scenario.toml" "$COPIES/$scenario.toml" "$STRATEGY" <<'PYTHON'

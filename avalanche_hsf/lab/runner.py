@@ -22,7 +22,7 @@ from avalanche.training.determinism.rng_manager import RNGManager
 from avalanche.training.plugins import EvaluationPlugin
 from tqdm.auto import tqdm
 
-from ..errors import DivergedError, UserError
+from ..errors import DivergedError, NoRoomError, UserError
 from ..plugins import FiniteLossGuard
 from . import metrics
 from .benchmarks import build_benchmark
@@ -152,6 +152,10 @@ def run_strategy_seed(scenario: Scenario, benchmark, strategy_name: str, seed: i
         train_mb_size=scenario.training.batch_size, train_epochs=scenario.training.epochs,
         eval_mb_size=scenario.training.eval_batch_size, device=device, evaluator=evaluator,
     )
+
+    no_room = entry.room_check and entry.room_check(strategy, len(benchmark.train_stream))
+    if no_room:
+        raise NoRoomError(f"{strategy_name}: {no_room}")
 
     reset_peak_rss()
     checkpoint = RunCheckpoint(checkpoint_path, config, checkpoint_required) if checkpoint_path else None

@@ -25,6 +25,7 @@ from ..models.hsf import EMBEDDING_INITS, INFERENCE_MODES, HSFModel, HSFTarget
 from ..models.packnet import packnet_with_task_heads
 from ..models.piggyback import piggyback
 from ..plugins import HSFPlugin, MASPlugin, PiggybackPlugin
+from ..plugins.hsf import NO_ROOM_ADVICE, null_space_room
 from ..plugins.mas import ACCUMULATE_MODES
 from ..plugins.piggyback import MASK_OPTIMIZERS, options_problem
 from .models import build_hsf, build_mlp_autoencoder, build_mlp_task_heads, build_per_task_mlps
@@ -130,6 +131,7 @@ class StrategyEntry:
     training: Mapping[str, Any] = field(default_factory=dict)  # defaults that replace the scenario's [training]
     space: Mapping[str, BaseDistribution] = field(default_factory=dict)  # searched by `tune`, with TRAINING_SPACE
     unused: Callable[[Mapping], Iterable[str]] | None = None  # (hyperparameters) -> those they leave unused
+    room_check: Callable | None = None  # (built strategy, experiences) -> an error message if it has no room
 
     @cached_property
     def model_params(self) -> tuple:
@@ -194,6 +196,16 @@ _HSF_SPACE = {"beta": _log(1e-3, 10.0), "gamma": _log(1e-3, 10.0), "reconstructi
               "decoder_hidden": CategoricalDistribution((0, 100))}
 
 
+def _hsf_room_check(strategy, experiences: int) -> str | None:
+    """Checked before training, so that a model that would stop for no room never starts."""
+    plugin = next(p for p in strategy.plugins if isinstance(p, HSFPlugin))
+    room = null_space_room(strategy.model)
+    if plugin.null_space and room < experiences:
+        return (f"null_space has room for {room} of the scenario's {experiences} experiences in this "
+                f"hypernetwork, so training would stop at experience {room}; {NO_ROOM_ADVICE}")
+    return None
+
+
 def _hsf(description: str, **variant) -> StrategyEntry:
     # Hypernetworks train with Adam, as in von Oswald et al.'s code; SGD with the scenarios'
     # learning rates leaves them near chance.
@@ -202,7 +214,7 @@ def _hsf(description: str, **variant) -> StrategyEntry:
                          build_model=build_hsf, model_receivers=(HSFTarget, HSFModel),
                          # β weights the output regulariser, which null_space replaces
                          unused=lambda values: ("beta",) if values["null_space"] else (),
-                         training={"optimizer": "adam", "lr": 0.001}, check=_hsf_check,
+                         training={"optimizer": "adam", "lr": 0.001}, check=_hsf_check, room_check=_hsf_room_check,
                          # hypernetwork parameters / generated target parameters
                          report=lambda s: {"compression_ratio": s.model.compression_ratio})
 

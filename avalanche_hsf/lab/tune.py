@@ -6,8 +6,10 @@ Each strategy's search space is its registry entry's `space` plus the optimizer 
 (β when HSF keeps old tasks by null space). Optuna's TPE sampler proposes the trials through
 its ask-and-tell interface, and every strategy gets the same number of trials. A trial trains the
 strategy on each tuning seed and scores it on the validation stream: the mean ACC (the mean MSE
-for regression, minimised). The test stream is never evaluated. A trial that diverges, or whose
-model has no room for one of the tasks, is recorded as failed, not dropped. The best trial must also
+for regression, minimised). The test stream is never evaluated. A trial that diverges is recorded
+as failed, not dropped. Values whose model has no room for the scenario's tasks (HSF's null space in
+a narrow hypernetwork) are found before any training: they are recorded as rejected and not counted,
+so that every strategy gets the same number of trained trials. The best trial must also
 pass a quick check: trained for `QUICK_CHECK_EPOCHS` epochs on each tuning seed, it must not
 diverge, or the next best is taken, so that the shipped values are not at the edge of stability.
 The studies live in an SQLite file, so a search that is interrupted resumes where it stopped:
@@ -41,7 +43,7 @@ TUNING_SEEDS = (1000, 1001)  # never among a scenario's reporting seeds (checked
 DEFAULT_TRIALS = 20
 SAMPLER_SEED = 0  # TPE's own randomness: the same proposals for the same results
 QUICK_CHECK_EPOCHS = 2  # the best values must also train this briefly without diverging
-TRIAL_FAILURES = (DivergedError, NoRoomError)  # properties of a trial's values, recorded as its failure
+MAX_REJECTED_PER_TRIAL = 10  # beyond this many rejected proposals per counted trial the space is mostly no room
 
 
 def _record(trial) -> dict:
@@ -76,8 +78,8 @@ class TrialRun:
 
 
 def validation_score(run: TrialRun) -> float:
-    """The run's score on the validation stream; DivergedError if it diverges, NoRoomError if
-    the model cannot take one of the tasks."""
+    """The run's score on the validation stream; DivergedError if it diverges, NoRoomError
+    (before training) if the model cannot take all the tasks."""
     key = "avg_mse" if run.scenario.regression else "acc"
     return run_strategy_seed(run.scenario, scenario_benchmark(run.scenario, run.dataset_root), run.strategy,
                              run.seed, device=run.device, progress=False, split="valid")[key]
@@ -144,6 +146,9 @@ def tune_strategy(scenario: Scenario, name: str, trials: int, seeds, storage: st
         return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
                 if t.state == TrialState.COMPLETE or "error" in t.user_attrs]
 
+    def rejected():
+        return [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if "rejected" in t.user_attrs]
+
     space = STRATEGIES[name].search_space(scenario.strategies.get(name, {}))
     per_round = max(1, executor.slots // len(seeds))
     bar = tqdm(total=trials, initial=min(len(counted()), trials), desc=f"tune {name}", unit="trial",
@@ -152,17 +157,23 @@ def tune_strategy(scenario: Scenario, name: str, trials: int, seeds, storage: st
         asked = [study.ask(space) for _ in range(min(per_round, trials - len(counted())))]
         runs = [run for trial in asked for run in _trial_runs(scenario, name, trial.params, seeds, dataset_root,
                                                               device)]
-        scores, failures = [None] * len(runs), {}
+        scores, failures, rejections = [None] * len(runs), {}, {}
         with contextlib.closing(executor.map(validation_score, runs)) as outcomes:
             for index, score, error in outcomes:
                 if error is None:
                     scores[index] = score
-                elif isinstance(error, TRIAL_FAILURES):
+                elif isinstance(error, DivergedError):
                     failures.setdefault(index // len(seeds), error)
+                elif isinstance(error, NoRoomError):
+                    rejections.setdefault(index // len(seeds), error)
                 else:  # bad input or a bug, not a property of the trial's values
                     raise error
         for number, trial in enumerate(asked):
             trial_scores = scores[number * len(seeds):(number + 1) * len(seeds)]
+            if number in rejections:
+                trial.set_user_attr("rejected", " ".join(str(rejections[number]).split()))
+                study.tell(trial, state=TrialState.FAIL)
+                continue
             if number in failures:
                 trial.set_user_attr("error", " ".join(str(failures[number]).split()))
                 study.tell(trial, state=TrialState.FAIL)
@@ -175,6 +186,9 @@ def tune_strategy(scenario: Scenario, name: str, trials: int, seeds, storage: st
                     trial.set_user_attr("error", f"non-finite validation score {score}")
                     study.tell(trial, state=TrialState.FAIL)
             bar.update()
+        if len(rejected()) > MAX_REJECTED_PER_TRIAL * trials:
+            raise UserError(f"tune {name}: {len(rejected())} proposals had no room for the scenario's tasks, "
+                            f"for example: {rejected()[-1].user_attrs['rejected']}")
     bar.close()
     records = [_record(t) for t in counted()][:trials]
     if scenario.training.epochs == QUICK_CHECK_EPOCHS:  # the trials themselves trained that briefly
@@ -185,7 +199,9 @@ def tune_strategy(scenario: Scenario, name: str, trials: int, seeds, storage: st
     return {"scenario": scenario.name, "strategy": name, "split": "valid", "seeds": list(seeds),
             "score": "avg_mse" if minimise else "acc", "direction": "minimize" if minimise else "maximize",
             "epochs": scenario.training.epochs, "space": {k: repr(v) for k, v in space.items()},
-            "trials": records, "best": best}
+            "trials": records, "best": best,
+            "rejected": [{"number": t.number, "params": t.params, "reason": t.user_attrs["rejected"]}
+                         for t in rejected()]}
 
 
 def tuned_scenario_text(scenario: Scenario, best: dict[str, dict]) -> str:
@@ -235,11 +251,13 @@ def tune_scenario(scenario: Scenario, out_dir, strategies=None, trials: int = DE
 
 def format_tuning(records: dict[str, dict]) -> str:
     score = next(iter(records.values()))["score"]
-    lines = [f"{'strategy':<16}{'best':>9}{'failed':>8}  best values (by validation {score})"]
+    lines = [f"{'strategy':<16}{'best':>9}{'failed':>8}{'rejected':>10}  best values (by validation {score})"]
     for name, record in records.items():
         failed = sum(r["status"] == "failed" for r in record["trials"])
+        rejected = len(record["rejected"])
         best = record["best"]
         values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in
                            (best["params"] if best else {}).items())
-        lines.append(f"{name:<16}{best['score'] if best else float('nan'):>9.4f}{failed:>8}  {values or '-'}")
+        lines.append(f"{name:<16}{best['score'] if best else float('nan'):>9.4f}{failed:>8}{rejected:>10}  "
+                     f"{values or '-'}")
     return "\n".join(lines)

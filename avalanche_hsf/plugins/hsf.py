@@ -25,6 +25,7 @@ from .online import check_online_experience, whole_experience
 # batched call pays off for small targets that stay in cache, not for large ones, which go one
 # at a time (bench/NOTES.md).
 GROUP_WEIGHTS = 2 ** 19
+NO_ROOM_ADVICE = "use fewer, larger chunks (chunk_size) or a wider hypernetwork (hnet_hidden)"
 
 
 def candidate_update(optimizer: torch.optim.Optimizer, named_grads: Mapping[str, torch.Tensor],
@@ -78,6 +79,15 @@ def output_regularizer(model: HSFModel, targets: Mapping[int, torch.Tensor], tas
         # ‖h − h*‖² per task: mse_loss does the float operations of (h − h*).pow(2), with a fused backward.
         distances.append(mse_loss(generated, stored, reduction="none").sum(1))
     return torch.cat(distances).mean()
+
+
+def null_space_room(model: HSFModel) -> int:
+    """How many tasks `HSFPlugin(null_space=True)` can keep in `model`: the hypernetwork's last
+    layer takes hnet_hidden + 1 input directions (the bias's among them) and each old task fills one
+    per chunk, so a task has room while the old ones fill fewer than all. The count takes those
+    inputs as independent; ReLU units that no task reaches can leave their actual span (what the
+    plugin checks) smaller, but a model beyond this count would leave a new task only those units."""
+    return model.hnet.net[-1].in_features // model.hnet.num_chunks + 1
 
 
 def row_space_basis(rows: torch.Tensor) -> torch.Tensor:
@@ -217,8 +227,7 @@ class HSFPlugin(SupervisedPlugin):
         if basis.shape[1] == basis.shape[0]:
             raise NoRoomError(f"HSF: null_space has no room left: the {len(old_tasks)} old tasks' inputs to the "
                               f"hypernetwork's last layer (one per task and chunk) span all its {basis.shape[0]} "
-                              "input directions, so no step could fit a new task; use fewer, larger chunks "
-                              "(chunk_size) or a wider hypernetwork (hnet_hidden)")
+                              f"input directions, so no step could fit a new task; {NO_ROOM_ADVICE}")
         return basis
 
     def _along_old_inputs(self, model: HSFModel) -> torch.Tensor:

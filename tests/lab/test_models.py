@@ -2,6 +2,7 @@
 
 
 import pytest
+from avalanche.training.templates import SupervisedTemplate
 
 from avalanche_hsf.errors import UserError
 from avalanche_hsf.lab.models import build_hsf, build_model
@@ -51,6 +52,19 @@ def test_hsf_widths_beyond_torchs_size_arithmetic_are_refused_at_load(capsys, wr
     text = scenario_text(strategies=("hsf",)) + f"{key} = {2**63 - 1}\n"
     code, err = run_cli(capsys, "run", str(write_scenario(text=text)), "--out", str(tmp_path / "out"), *FAST)
     assert_clean_error(code, err, f"strategies.hsf.{key}: must be", "<= 2147483647")
+
+
+def test_hsf_without_room_for_the_scenarios_tasks_stops_before_training(capsys, write_scenario, tmp_path,
+                                                                          monkeypatch):
+    def train(*args, **kwargs):
+        raise AssertionError("trained")
+    monkeypatch.setattr(SupervisedTemplate, "train", train)
+    # The target's 5,522 weights in 22 chunks and a last layer of 17 inputs: room for 1 of the 5 tasks.
+    text = scenario_text(strategies=("hsf",)) + "chunk_size = 256\nhnet_hidden = 16\n"
+    code, err = run_cli(capsys, "run", str(write_scenario(text=text)), "--out", str(tmp_path / "out"),
+                        "--strategies", "hsf", *FAST[2:], "--workers", "1")
+    assert_clean_error(code, err, "hsf: null_space has room for 1 of the scenario's 5 experiences",
+                       "stop at experience 1", "(chunk_size)")
 
 
 def test_model_too_large_to_allocate():

@@ -53,22 +53,52 @@ def test_tuning_never_touches_the_test_stream_and_records_every_trial(guarded, t
     assert "ewc_lambda" in records["ewc"]["trials"][0]["params"]
 
 
-@pytest.mark.parametrize("failure", [DivergedError("the loss is nan"), NoRoomError("HSF: null_space has no room left")])
-def test_a_diverged_or_full_trial_is_recorded_as_failed_and_never_best(guarded, tiny, tmp_path, monkeypatch, failure):
+def test_a_diverged_trial_is_recorded_as_failed_and_never_best(guarded, tiny, tmp_path, monkeypatch):
     score = tune.validation_score
 
     def diverging_first(run):
         if not diverging_first.calls:
             diverging_first.calls.append(run.scenario.strategies[run.strategy])
-            raise failure
+            raise DivergedError("the loss is nan")
         return score(run)
     diverging_first.calls = []
     monkeypatch.setattr(tune, "validation_score", diverging_first)
     record = tune.tune_scenario(tiny, tmp_path, strategies=["naive"], trials=2, seeds=[7], progress=False)["naive"]
     assert [t["status"] for t in record["trials"]] == ["failed", "complete"]
-    assert record["trials"][0]["error"] == str(failure)
+    assert record["trials"][0]["error"] == "the loss is nan"
     assert record["trials"][0]["params"].items() <= diverging_first.calls[0].items()
-    assert record["best"]["number"] == record["trials"][1]["number"]
+    assert record["best"]["number"] == record["trials"][1]["number"] and record["rejected"] == []
+
+
+NO_ROOM = NoRoomError("hsf: null_space has room for 2 of the scenario's 5 experiences")
+
+
+def test_values_without_room_are_rejected_and_another_trial_is_drawn(guarded, tiny, tmp_path, monkeypatch):
+    score = tune.validation_score
+
+    def no_room_first(run):
+        if not no_room_first.calls:
+            no_room_first.calls.append(run.scenario.strategies[run.strategy])
+            raise NO_ROOM
+        return score(run)
+    no_room_first.calls = []
+    monkeypatch.setattr(tune, "validation_score", no_room_first)
+    record = tune.tune_scenario(tiny, tmp_path, strategies=["naive"], trials=2, seeds=[7], progress=False)["naive"]
+    # The budget is two trained trials, whatever was rejected before them.
+    assert [t["status"] for t in record["trials"]] == ["complete", "complete"]
+    assert [t["number"] for t in record["trials"]] == [1, 2]
+    [rejected] = record["rejected"]
+    assert rejected["number"] == 0 and rejected["reason"] == str(NO_ROOM)
+    assert rejected["params"].items() <= no_room_first.calls[0].items()
+
+
+def test_a_space_with_no_room_anywhere_stops_with_a_clear_error(guarded, tiny, tmp_path, monkeypatch):
+    def no_room(run):
+        raise NO_ROOM
+    monkeypatch.setattr(tune, "validation_score", no_room)
+    with pytest.raises(UserError, match="tune naive: 11 proposals had no room for the scenario's tasks, for "
+                                        "example: hsf: null_space has room for 2"):
+        tune.tune_scenario(tiny, tmp_path, strategies=["naive"], trials=1, seeds=[7], progress=False)
 
 
 def test_a_best_trial_that_diverges_in_the_quick_check_gives_way_to_the_next(guarded, tiny, tmp_path,

@@ -19,7 +19,7 @@ from avalanche_hsf.lab.scenario import load_scenario
 from avalanche_hsf.lab.sweep import run_scenario
 from avalanche_hsf.models import mlp_autoencoder
 from avalanche_hsf.plugins import hsf as hsf_plugin_module
-from avalanche_hsf.plugins.hsf import HSFPlugin
+from avalanche_hsf.plugins.hsf import HSFPlugin, null_space_room
 from tests.helpers import tiny_hsf_model as make_model
 
 
@@ -345,6 +345,7 @@ def test_null_space_without_room_for_a_new_task_is_a_clear_error():
                      plugins=[HSFPlugin(gamma=0.0, null_space=True)],
                      evaluator=EvaluationPlugin(loss_metrics(experience=True), loggers=[]))
     benchmark = _three_conflicting_tasks()
+    assert null_space_room(model) == 2  # the count agrees with the span the plugin checks
     strategy.train(benchmark.train_stream[0])
     strategy.train(benchmark.train_stream[1])
     with pytest.raises(NoRoomError, match="no room left: the 2 old tasks' inputs") as error:
