@@ -26,6 +26,7 @@ from ..models.packnet import packnet_with_task_heads
 from ..models.piggyback import piggyback
 from ..plugins import HSFPlugin, MASPlugin, PiggybackPlugin
 from ..plugins.hsf import NO_ROOM_ADVICE, null_space_room
+from ..plugins.hsf import options_problem as hsf_options_problem
 from ..plugins.mas import ACCUMULATE_MODES
 from ..plugins.piggyback import MASK_OPTIMIZERS, options_problem
 from .models import build_hsf, build_mlp_autoencoder, build_mlp_task_heads, build_per_task_mlps
@@ -80,11 +81,7 @@ def _piggyback_report(strategy) -> dict:
 def _hsf_check(hparams, training) -> str | None:
     if hparams["inference"] == "flow" and not hparams["use_flow"]:
         return "inference must be 'entropy', or 'flow' with use_flow = true"
-    if hparams["null_space"] and not hparams["frozen_features"]:
-        return "null_space = true (the default) needs frozen_features = true; null_space = false uses the regulariser"
-    if hparams["null_space"] and hparams["lookahead"]:
-        return "lookahead moves the output regulariser, which null_space replaces: set null_space = false"
-    return None
+    return hsf_options_problem(hparams["null_space"], hparams["lookahead"], hparams["frozen_features"])
 
 
 def _icarl(*, model, optimizer, criterion, memory_size: int, fixed_memory: bool, **kwargs) -> ICaRL:

@@ -81,6 +81,16 @@ def output_regularizer(model: HSFModel, targets: Mapping[int, torch.Tensor], tas
     return torch.cat(distances).mean()
 
 
+def options_problem(null_space: bool, lookahead: bool, frozen_features: bool = True) -> str | None:
+    """What is wrong with the way old tasks are protected, or None; `frozen_features` is the model's."""
+    if null_space and lookahead:
+        return "lookahead moves the output regulariser, which null_space (the default) replaces: turn null_space off"
+    if null_space and not frozen_features:
+        return ("null_space (the default) keeps old tasks through the hypernetwork's last layer alone, so the "
+                "model must be built with frozen_features; with null_space off the output regulariser keeps them")
+    return None
+
+
 def null_space_room(model: HSFModel) -> int:
     """How many tasks `HSFPlugin(null_space=True)` can keep in `model`: the hypernetwork's last
     layer takes hnet_hidden + 1 input directions (the bias's among them) and each old task fills one
@@ -149,9 +159,8 @@ class HSFPlugin(SupervisedPlugin):
                              f"reconstruction={reconstruction}")
         if reg_tasks < 1:
             raise ValueError(f"HSF: reg_tasks must be >= 1, got {reg_tasks}")
-        if null_space and lookahead:
-            raise ValueError("HSF: lookahead moves the output regulariser, which null_space (the default) "
-                             "replaces; use HSFPlugin(null_space=False, lookahead=True)")
+        if problem := options_problem(null_space, lookahead):
+            raise ValueError(f"HSF: {problem}")
         self.beta, self.gamma, self.reg_tasks = beta, gamma, reg_tasks
         self.reconstruction, self.lookahead, self.null_space = reconstruction, lookahead, null_space
         self.targets: dict[int, torch.Tensor] = {}
@@ -217,10 +226,8 @@ class HSFPlugin(SupervisedPlugin):
     @staticmethod
     @torch.no_grad()
     def _inputs_basis(model: HSFModel, old_tasks: list[int]) -> torch.Tensor | None:
-        if not model.frozen_features:
-            raise ValueError("HSF: null_space (the default) keeps old tasks through the hypernetwork's last "
-                             "layer alone, so the model must be built with frozen_features=True; "
-                             "HSFPlugin(null_space=False) protects them by the output regulariser instead")
+        if problem := options_problem(null_space=True, lookahead=False, frozen_features=model.frozen_features):
+            raise ValueError(f"HSF: {problem}")
         if not old_tasks:
             return None
         basis = row_space_basis(old_task_inputs(model, old_tasks))

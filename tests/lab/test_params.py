@@ -60,8 +60,8 @@ def test_icarl_memory_must_hold_a_sample(capsys, write_scenario, tmp_path):
 
 
 @pytest.mark.parametrize("table, fragment", [
-    ("frozen_features = false", "null_space = true (the default) needs frozen_features = true"),
-    ("lookahead = true", "lookahead moves the output regulariser, which null_space replaces"),
+    ("frozen_features = false", "null_space (the default) keeps old tasks through the hypernetwork's last layer"),
+    ("lookahead = true", "lookahead moves the output regulariser, which null_space (the default) replaces"),
 ])
 def test_hsf_options_that_cannot_go_together(capsys, write_scenario, tmp_path, table, fragment):
     path = write_scenario(strategies=(), strategy_tables=f"[strategies.hsf]\n{table}\n")
