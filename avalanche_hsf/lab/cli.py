@@ -12,12 +12,13 @@ import torch
 
 from ..errors import DivergedError, UserError
 from .benchmarks import BENCHMARKS
-from .executors import Preempted, available_cores, make_executor, sigterm_raises_preempted
+from .executors import available_cores, make_executor
 from .loggers import LOGGERS, WANDB_MODES
 from .params import COUNT, SEED, Range
 from .results import format_table
 from .scenario import load_scenario, shipped_scenarios
 from .spec import LoggingSpec, spec_defaults, spec_rules
+from .stopping import Preempted, sigterm_stops
 from .strategies import STRATEGIES
 from .sweep import merge, run_scenario
 from .tune import DEFAULT_TRIALS, TUNING_SEEDS, format_tuning, tune_scenario
@@ -224,7 +225,7 @@ def main(argv=None) -> int:
     args = make_parser().parse_args(argv)
     warnings.filterwarnings("ignore")  # Avalanche's deprecation chatter drowns the table
     try:
-        with sigterm_raises_preempted():
+        with sigterm_stops():
             {"run": _run, "tune": _tune, "report": _report, "list": lambda _: _list()}[args.command](args)
     except Preempted as err:
         print(f"avalanche-hsf: {err}; {RESUME_HINT}", file=sys.stderr)

@@ -6,10 +6,10 @@ never stops the others. A local worker that dies (killed, out of memory) breaks 
 pool is started again and the jobs that had not ended are run again, which for a sweep's units
 means from their last checkpoint. Ray retries a task whose worker dies by itself.
 
-SIGTERM (a cluster preempting the job) raises `Preempted` in the driver, as Ctrl-C raises
-KeyboardInterrupt; the driver passes it on to its local workers, and each running job stops where
-it is. Units save a checkpoint after every training experience, so what they keep is their
-last finished experience.
+SIGTERM (a cluster preempting the job) stops the driver with `Preempted` (stopping.py) at its next
+check, as Ctrl-C stops it with KeyboardInterrupt; the driver passes it on to its local workers, and
+each running job stops after its current iteration. Units save a checkpoint after every training
+experience, so what they keep is their last finished experience.
 """
 
 import concurrent.futures
@@ -25,31 +25,29 @@ from concurrent.futures.process import BrokenProcessPool
 import torch
 
 from ..errors import UserError
+from .stopping import listen_between_jobs, raise_if_stopped, stop_on_sigterm
 
 MAX_RESTARTS = 3  # local pools broken in a row, with no job ended in between, before giving up
 PARENT_POLL_SECONDS = 0.1
-
-
-class Preempted(BaseException):
-    """SIGTERM arrived. A BaseException, like KeyboardInterrupt, so that no `except Exception`
-    on the way swallows it."""
-
-
-def _raise_preempted(signum, frame):
-    raise Preempted(f"stopped by {signal.Signals(signum).name}")
+WAIT_POLL_SECONDS = 0.5  # how long a stop can wait while the driver waits on its jobs
 
 
 @contextlib.contextmanager
-def sigterm_raises_preempted():
-    """Within the block, SIGTERM raises `Preempted` in the main thread (elsewhere: no change)."""
+def _interrupt_deferred():
+    """Within the block Ctrl-C (SIGINT) is noted, not raised; on leaving it, it is raised again.
+    Raised inside concurrent.futures' waiting, which holds every future's lock, KeyboardInterrupt
+    could leave a lock held, and the pool's shutdown would then wait for ever."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _raise_preempted)
+    arrived = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: arrived.append(signum))
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous)
+    if arrived:
+        signal.raise_signal(signal.SIGINT)
 
 
 def configure_worker(threads: int) -> None:
@@ -65,6 +63,7 @@ class InProcess:
 
     def map(self, function, items):
         for index, item in enumerate(items):
+            raise_if_stopped()
             try:
                 yield index, function(item), None
             except Exception as err:  # noqa: BLE001 - reported by the caller, with the job's name
@@ -74,27 +73,18 @@ class InProcess:
         pass
 
 
-_in_job = False  # in a local worker process: whether a job is running
-
-
-def _stop_job(signum, frame):
-    # Only a job is stopped: raised between jobs, it could cut the pool's own result pipe in half.
-    if _in_job:
-        _raise_preempted(signum, frame)
-
-
 def _local_job(function, item):
-    global _in_job
-    _in_job = True
+    listen_between_jobs(True)
     try:
         return function(item)
     finally:
-        _in_job = False
+        listen_between_jobs(False)
 
 
 def _start_local_worker(threads: int, parent: int) -> None:
     configure_worker(threads)
-    signal.signal(signal.SIGTERM, _stop_job)
+    stop_on_sigterm()
+    listen_between_jobs(False)
     # A driver killed with SIGKILL cannot stop its workers; each stops itself instead, so that a
     # restarted driver is not racing orphans over the same units.
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
@@ -129,14 +119,20 @@ class LocalProcesses:
             broken = False
             try:
                 futures = {pool.submit(_local_job, function, item): index for index, item in pending.items()}
-                for future in concurrent.futures.as_completed(futures):
-                    index, error = futures[future], future.exception()
-                    if isinstance(error, BrokenProcessPool):
-                        broken = True
-                        continue
-                    restarts = 0
-                    del pending[index]
-                    yield index, None if error else future.result(), error
+                running = set(futures)
+                while running:
+                    with _interrupt_deferred():
+                        done, running = concurrent.futures.wait(running, timeout=WAIT_POLL_SECONDS,
+                                                                return_when=concurrent.futures.FIRST_COMPLETED)
+                    raise_if_stopped()
+                    for future in done:
+                        index, error = futures[future], future.exception()
+                        if isinstance(error, BrokenProcessPool):
+                            broken = True
+                            continue
+                        restarts = 0
+                        del pending[index]
+                        yield index, None if error else future.result(), error
             except BaseException:
                 # Preempted or interrupted: stop the workers' jobs where they are, then wait for them.
                 for process in list((pool._processes or {}).values()):  # no public way to reach them
@@ -199,7 +195,11 @@ class RayCluster:
         refs = {self._remote.remote(function, item, self.threads): index for index, item in enumerate(items)}
         try:
             while refs:
-                (done,), _ = ray.wait(list(refs), num_returns=1)
+                ready, _ = ray.wait(list(refs), num_returns=1, timeout=WAIT_POLL_SECONDS)
+                raise_if_stopped()
+                if not ready:
+                    continue
+                (done,) = ready
                 index = refs.pop(done)
                 try:
                     result = ray.get(done)

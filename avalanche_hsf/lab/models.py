@@ -21,6 +21,7 @@ from ..errors import UserError
 from ..models import MLPTaskHeads, PerTaskMLPs, SmallCNN, hsf_model, mlp_autoencoder
 from ..models.hsf import HSFModel
 from .spec import ModelSpec
+from .stopping import raise_if_stopped
 
 
 @contextmanager
@@ -55,6 +56,7 @@ def pretrain(model: nn.Module, dataset, epochs: int, batch_size: int,
             optimizer.zero_grad()
             F.cross_entropy(model(x.to(device)), y.to(device)).backward()
             optimizer.step()
+            raise_if_stopped()  # outside Avalanche, so StopCheck does not see these steps
     model.classifier = classifier.to(device)
 
 

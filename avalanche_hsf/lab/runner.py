@@ -34,6 +34,7 @@ from .plots import matrix_figure
 from .resources import peak_rss_mb, reset_peak_rss
 from .scenario import Scenario
 from .state_size import TrainedParameters, state_bytes
+from .stopping import StopCheck
 from .strategies import STRATEGIES, TRAINING_KEYS, build_strategy, validate_strategy
 
 _EXP_METRIC = re.compile(r"^(Top1_Acc_Exp|Loss_Exp)/eval_phase/(\w+)_stream/Task\d+/Exp(\d+)$")
@@ -147,7 +148,7 @@ def run_strategy_seed(scenario: Scenario, benchmark, strategy_name: str, seed: i
     trained = TrainedParameters()
     strategy = build_strategy(
         strategy_name, hparams, model=model, make_optimizer=make_optimizer_factory(training),
-        plugins=[FiniteLossGuard(), trained],
+        plugins=[FiniteLossGuard(), trained, StopCheck()],
         criterion=torch.nn.MSELoss() if regression else torch.nn.CrossEntropyLoss(),
         train_mb_size=scenario.training.batch_size, train_epochs=scenario.training.epochs,
         eval_mb_size=scenario.training.eval_batch_size, device=device, evaluator=evaluator,

@@ -21,12 +21,13 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..errors import DivergedError, UserError
-from .executors import InProcess, Preempted
+from .executors import InProcess
 from .files import atomic_write_json, ensure_writable_dir
 from .plots import comparison_figure, first_task_curve_figure, matrix_figure, save_figure, task_curves_figure
 from .results import aggregate_seeds, provenance
 from .runner import prepare, run_config, run_strategy_seed, scenario_benchmark
 from .scenario import Scenario
+from .stopping import Preempted
 
 RECORD = "record.json"
 LOG = "log.txt"

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from avalanche_hsf.lab.executors import _interrupt_deferred
+from avalanche_hsf.lab.stopping import Preempted, raise_if_stopped, sigterm_stops
 from tests.helpers import run_cli, scenario_text
 
 UNITS = 4  # 2 strategies x 2 seeds
@@ -141,3 +143,23 @@ def test_sigterm_saves_and_exits_with_a_line_that_says_how_to_resume(sweep, tmp_
     assert matrices(tmp_path) == reference
     assert any(at >= 1 for at in _resumed(tmp_path))
     assert not any((tmp_path / "tiny").glob("*/seed*/checkpoint.pkl"))  # removed once each unit finished
+
+
+
+def test_sigterm_stops_at_the_next_check_and_ctrl_c_after_the_drivers_wait():
+    # Raised wherever the signal lands, either could leave a lock held (a TensorBoard writer's
+    # queue, a future's condition) and hang the process on exit.
+    reached = []
+    with sigterm_stops():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.1)  # long enough for the handler to have run
+        reached.append("after SIGTERM")
+        with pytest.raises(Preempted, match="stopped by SIGTERM"):
+            raise_if_stopped()
+    with pytest.raises(KeyboardInterrupt):
+        with _interrupt_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.1)
+            reached.append("after SIGINT")
+    assert reached == ["after SIGTERM", "after SIGINT"]
+    raise_if_stopped()  # the request ended with the block
