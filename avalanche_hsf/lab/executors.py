@@ -134,7 +134,7 @@ class LocalProcesses:
                         del pending[index]
                         yield index, None if error else future.result(), error
             except BaseException:
-                # Preempted or interrupted: stop the workers' jobs where they are, then wait for them.
+                # Preempted or interrupted: stop the workers' jobs after their current step, then wait for them.
                 for process in list((pool._processes or {}).values()):  # no public way to reach them
                     with contextlib.suppress(OSError):
                         os.kill(process.pid, signal.SIGTERM)
