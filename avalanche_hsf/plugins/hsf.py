@@ -146,8 +146,8 @@ class HSFPlugin(SupervisedPlugin):
         `HSFModel(frozen_features=True)` (its default), under which those inputs never change; the
         output regulariser is then zero, so it is not computed and `beta` is unused. The default
         because, under the protocol, it kept tasks that disagree where the regulariser traded their
-        fit for their keeping, and was level or better on four of the five other benchmarks measured
-        (behind on permuted_mnist5k_til at the values its tuning found; README); its price is a
+        fit for their keeping, and was level or better on the five other benchmarks measured once
+        its search no longer spent trials on hypernetworks without room (README); its price is a
         last layer with room for the tasks (`HSFModel`'s defaults).
     """
 
