@@ -29,7 +29,7 @@ from .stopping import listen_between_jobs, raise_if_stopped, stop_on_sigterm
 
 MAX_RESTARTS = 3  # local pools broken in a row, with no job ended in between, before giving up
 PARENT_POLL_SECONDS = 0.1
-WAIT_POLL_SECONDS = 0.5  # how long a stop can wait while the driver waits on its jobs
+WAIT_POLL_SECONDS = 0.1  # how long a stop can wait while the driver waits on its jobs
 
 
 @contextlib.contextmanager

@@ -23,7 +23,7 @@ def sweep(tmp_path_factory):
     """A scenario whose units each take a few seconds, and its matrices from one process."""
     folder = tmp_path_factory.mktemp("sweep")
     path = folder / "tiny.toml"
-    path.write_text(scenario_text(strategies=("naive", "ewc"), seeds="[0, 1]", epochs=4))
+    path.write_text(scenario_text(strategies=("naive", "ewc"), seeds="[0, 1]", epochs=20))
     assert subprocess.run(_command(path, folder / "reference", "1"), capture_output=True).returncode == 0
     return path, matrices(folder / "reference")
 
