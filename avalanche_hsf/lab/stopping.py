@@ -35,9 +35,10 @@ def raise_if_stopped() -> None:
         raise Preempted(f"stopped by {_requested}")
 
 
-def stop_on_sigterm() -> None:
-    """From now on, SIGTERM requests a stop in this process (a local worker)."""
-    signal.signal(signal.SIGTERM, _request_stop)
+def stop_on_sigterm():
+    """From now on, SIGTERM requests a stop in this process (a local worker); returns the handler
+    it replaces."""
+    return signal.signal(signal.SIGTERM, _request_stop)
 
 
 @contextlib.contextmanager
@@ -48,7 +49,7 @@ def sigterm_stops():
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _request_stop)
+    previous = stop_on_sigterm()
     try:
         yield
     finally:

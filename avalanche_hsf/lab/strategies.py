@@ -195,9 +195,10 @@ _HSF_SPACE = {"beta": _log(1e-3, 10.0), "gamma": _log(1e-3, 10.0), "reconstructi
 
 def _hsf_room_check(strategy, experiences: int) -> str | None:
     """Checked before training, so that a model that would stop for no room never starts."""
-    plugin = next(p for p in strategy.plugins if isinstance(p, HSFPlugin))
+    if not next(p for p in strategy.plugins if isinstance(p, HSFPlugin)).null_space:
+        return None
     room = null_space_room(strategy.model)
-    if plugin.null_space and room < experiences:
+    if room < experiences:
         return (f"null_space has room for {room} of the scenario's {experiences} experiences in this "
                 f"hypernetwork, so training would stop at experience {room}; {NO_ROOM_ADVICE}")
     return None

@@ -186,9 +186,9 @@ def tune_strategy(scenario: Scenario, name: str, trials: int, seeds, storage: st
                     trial.set_user_attr("error", f"non-finite validation score {score}")
                     study.tell(trial, state=TrialState.FAIL)
             bar.update()
-        if len(rejected()) > MAX_REJECTED_PER_TRIAL * trials:
-            raise UserError(f"tune {name}: {len(rejected())} proposals had no room for the scenario's tasks, "
-                            f"for example: {rejected()[-1].user_attrs['rejected']}")
+        if len(so_far := rejected()) > MAX_REJECTED_PER_TRIAL * trials:
+            raise UserError(f"tune {name}: {len(so_far)} proposals had no room for the scenario's tasks, "
+                            f"for example: {so_far[-1].user_attrs['rejected']}")
     bar.close()
     records = [_record(t) for t in counted()][:trials]
     if scenario.training.epochs == QUICK_CHECK_EPOCHS:  # the trials themselves trained that briefly
